@@ -1,0 +1,66 @@
+// Package audit defines audit events: who did what, when, why, to what.
+// Events are appended in the same transaction as the change they record and
+// are never updated or deleted. Each carries its sequence number and room for
+// a hash chain (PrevHash, Hash).
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Event is one audited action or state transition.
+type Event struct {
+	// Seq is the event's position in the log, assigned by the store from 1.
+	Seq int64 `json:"seq"`
+	// Time is when the change happened.
+	Time time.Time `json:"time"`
+	// Actor is who made the change: a user, or "system" for the engine.
+	Actor string `json:"actor"`
+	// Action names the change ("pipeline.apply", "promotion.transition").
+	Action string `json:"action"`
+	// Subject is what changed ("pipeline/shop", "promotion/ID").
+	Subject string `json:"subject"`
+	// PromotionID links the event to a promotion, when there is one.
+	PromotionID string `json:"promotionId,omitempty"`
+	// Reason is the reason given, when one was.
+	Reason string `json:"reason,omitempty"`
+	// Details holds action-specific facts as a JSON object.
+	Details json.RawMessage `json:"details,omitempty"`
+	// PrevHash and Hash are reserved for the hash chain.
+	PrevHash string `json:"prevHash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
+}
+
+// ErrIncomplete marks an event that lacks a required field.
+var ErrIncomplete = errors.New("incomplete audit event")
+
+// Validate checks the required fields: a change that cannot be audited must not happen.
+func (e *Event) Validate() error {
+	switch {
+	case e.Actor == "":
+		return fmt.Errorf("%w: actor is required (action %q)", ErrIncomplete, e.Action)
+	case e.Action == "":
+		return fmt.Errorf("%w: action is required", ErrIncomplete)
+	case e.Subject == "":
+		return fmt.Errorf("%w: subject is required (action %q)", ErrIncomplete, e.Action)
+	case e.Time.IsZero():
+		return fmt.Errorf("%w: time is required (action %q)", ErrIncomplete, e.Action)
+	}
+	if len(e.Details) > 0 && !json.Valid(e.Details) {
+		return fmt.Errorf("%w: details of %q are not valid JSON", ErrIncomplete, e.Action)
+	}
+	return nil
+}
+
+// Details marshals v for Event.Details; it panics on values that cannot be marshalled,
+// which would be a programming error.
+func Details(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("audit details: %v", err))
+	}
+	return b
+}

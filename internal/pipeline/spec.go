@@ -1,0 +1,167 @@
+// Package pipeline defines pipeline specifications: the YAML contract users
+// apply, its strict parsing with source positions, its validation, and the
+// immutable revisions that promotions pin.
+package pipeline
+
+import (
+	"time"
+)
+
+// Spec is one pipeline as written in YAML.
+type Spec struct {
+	// Name identifies the pipeline.
+	Name string `yaml:"name" json:"name"`
+	// Environments are the stages of the pipeline; their order is given by After.
+	Environments []Environment `yaml:"environments" json:"environments"`
+}
+
+// Environment is one stage of a pipeline.
+type Environment struct {
+	// Name identifies the environment within its pipeline.
+	Name string `yaml:"name" json:"name"`
+	// After lists the upstream environments a release must have succeeded in first.
+	After []string `yaml:"after,omitempty" json:"after,omitempty"`
+	// AutoPromote promotes a release automatically once every upstream environment succeeded with it.
+	AutoPromote bool `yaml:"autoPromote,omitempty" json:"autoPromote,omitempty"`
+	// Steps deploy a release, in order.
+	Steps []Step `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// Verify holds the checks run after the steps.
+	Verify []Step `yaml:"verify,omitempty" json:"verify,omitempty"`
+	// Rollback configures what happens when a step or check fails.
+	Rollback *Rollback `yaml:"rollback,omitempty" json:"rollback,omitempty"`
+}
+
+// AutoRollback reports whether a failed promotion into e is rolled back
+// automatically. Defaults to true.
+func (e Environment) AutoRollback() bool {
+	if e.Rollback == nil || e.Rollback.Automatic == nil {
+		return true
+	}
+	return *e.Rollback.Automatic
+}
+
+// Rollback configures rollback of an environment.
+type Rollback struct {
+	// Automatic redeploys the previous release when a step or check fails. Defaults to true.
+	Automatic *bool `yaml:"automatic,omitempty" json:"automatic,omitempty"`
+}
+
+// Step is one deploy step or check. Exactly one of Exec and HTTP is set.
+type Step struct {
+	// Name identifies the step within its list.
+	Name string `yaml:"name" json:"name"`
+	// Exec runs a process.
+	Exec *Exec `yaml:"exec,omitempty" json:"exec,omitempty"`
+	// HTTP makes an HTTP request.
+	HTTP *HTTP `yaml:"http,omitempty" json:"http,omitempty"`
+	// Retries is the number of extra attempts after a failure, with exponential backoff.
+	Retries int `yaml:"retries,omitempty" json:"retries,omitempty"`
+	// Backoff is the wait before the first retry; it doubles for each further
+	// retry, up to one minute. Defaults to 1s.
+	Backoff Duration `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+	// SecretEnv names variables taken from the server's environment and passed
+	// to the step; their values never appear in stored output or API responses.
+	SecretEnv []string `yaml:"secretEnv,omitempty" json:"secretEnv,omitempty"`
+}
+
+// Kind returns the driver kind of the step: "exec" or "http".
+func (s Step) Kind() string {
+	switch {
+	case s.Exec != nil:
+		return "exec"
+	case s.HTTP != nil:
+		return "http"
+	}
+	return ""
+}
+
+// Timeout returns the step's configured timeout, or zero for none.
+func (s Step) Timeout() time.Duration {
+	switch {
+	case s.Exec != nil:
+		return s.Exec.Timeout.D()
+	case s.HTTP != nil:
+		return s.HTTP.Timeout.D()
+	}
+	return 0
+}
+
+// Exec runs a shell script (Run, via /bin/sh -c) or an argv (Command).
+type Exec struct {
+	Run     string            `yaml:"run,omitempty" json:"run,omitempty"`
+	Command []string          `yaml:"command,omitempty" json:"command,omitempty"`
+	Env     map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+	Workdir string            `yaml:"workdir,omitempty" json:"workdir,omitempty"`
+	Timeout Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// HTTP makes one HTTP request and expects a status.
+type HTTP struct {
+	Method       string            `yaml:"method,omitempty" json:"method,omitempty"`
+	URL          string            `yaml:"url" json:"url"`
+	Headers      map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	Body         string            `yaml:"body,omitempty" json:"body,omitempty"`
+	ExpectStatus int               `yaml:"expectStatus,omitempty" json:"expectStatus,omitempty"`
+	Timeout      Duration          `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string ("30s", "2m").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// MarshalText writes d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Environment returns the environment called name, or false.
+func (s *Spec) Environment(name string) (Environment, bool) {
+	for _, e := range s.Environments {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
+
+// Downstream returns the environments that list env in their After.
+func (s *Spec) Downstream(env string) []Environment {
+	var out []Environment
+	for _, e := range s.Environments {
+		for _, a := range e.After {
+			if a == env {
+				out = append(out, e)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Revision is one immutable, applied version of a pipeline.
+type Revision struct {
+	// Pipeline is the pipeline's name.
+	Pipeline string `json:"pipeline"`
+	// Number counts revisions of the pipeline from 1.
+	Number int `json:"number"`
+	// Digest is the sha256 of the canonical JSON of Spec; equal specs have equal digests.
+	Digest string `json:"digest"`
+	// Spec is the parsed specification.
+	Spec Spec `json:"spec"`
+	// Source is the YAML as applied.
+	Source string `json:"source,omitempty"`
+	// CreatedAt is when the revision was stored.
+	CreatedAt time.Time `json:"createdAt"`
+	// CreatedBy is the actor that applied it.
+	CreatedBy string `json:"createdBy,omitempty"`
+}

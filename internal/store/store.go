@@ -1,0 +1,158 @@
+// Package store defines the durable store the engine and API work against.
+// Implementations (store/sqlite, later store/postgres) must pass the
+// conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/pipeline"
+	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/release"
+)
+
+// Errors every implementation returns (wrapped) for the same conditions.
+var (
+	// ErrNotFound: the thing asked for does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a unique key already exists, or an optimistic update lost.
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is a durable, transactional store.
+type Store interface {
+	// Update runs fn in a read-write transaction, committed when fn returns nil
+	// and rolled back otherwise. Update transactions on one store are serializable.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// BenchCommit durably commits one minimal write; benchmarks use it to measure
+	// the raw commit rate of the store.
+	BenchCommit(ctx context.Context) error
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// Tx is one transaction. Methods that return a list return it empty, not nil-error-with-ErrNotFound.
+type Tx interface {
+	// PutRevision stores rev as the pipeline's next revision, unless the latest
+	// revision has the same Digest, in which case it returns that one and false.
+	// It assigns Number.
+	PutRevision(ctx context.Context, rev *pipeline.Revision) (created bool, err error)
+	// Revision returns revision number of a pipeline; number 0 means the latest.
+	Revision(ctx context.Context, pipeline string, number int) (*pipeline.Revision, error)
+	// Pipelines returns the latest revision of every pipeline, by name.
+	Pipelines(ctx context.Context) ([]pipeline.Revision, error)
+
+	// InsertRelease stores r; ErrConflict if its pipeline already has that version.
+	InsertRelease(ctx context.Context, r *release.Release) error
+	// Release returns a pipeline's release by version.
+	Release(ctx context.Context, pipeline, version string) (*release.Release, error)
+	// ReleaseByID returns a release by ID.
+	ReleaseByID(ctx context.Context, id string) (*release.Release, error)
+	// Releases returns a pipeline's releases, newest first, at most limit (0: all).
+	Releases(ctx context.Context, pipeline string, limit int) ([]release.Release, error)
+
+	// LockEnvironment serializes changes to one environment's promotions until
+	// the transaction ends.
+	LockEnvironment(ctx context.Context, pipeline, env string) error
+	// InsertPromotion stores a new promotion, assigning Seq (increasing) and Version 1.
+	InsertPromotion(ctx context.Context, p *promotion.Promotion) error
+	// UpdatePromotion stores p if the stored Version equals p.Version, and
+	// increments p.Version; ErrConflict otherwise.
+	UpdatePromotion(ctx context.Context, p *promotion.Promotion) error
+	// Promotion returns a promotion by ID.
+	Promotion(ctx context.Context, id string) (*promotion.Promotion, error)
+	// Promotions returns the promotions matching f.
+	Promotions(ctx context.Context, f PromotionFilter) ([]promotion.Promotion, error)
+
+	// InsertDeployment records that a release now runs in an environment.
+	InsertDeployment(ctx context.Context, d *Deployment) error
+	// Deployments returns an environment's deployments, newest first, at most limit (0: all).
+	Deployments(ctx context.Context, pipeline, env string, limit int) ([]Deployment, error)
+
+	// InsertStepRun stores a new step attempt; ErrConflict if that attempt exists.
+	InsertStepRun(ctx context.Context, s *promotion.StepRun) error
+	// UpdateStepRun stores a step attempt, found by promotion, phase, index and attempt.
+	UpdateStepRun(ctx context.Context, s *promotion.StepRun) error
+	// StepRuns returns a promotion's step attempts in the order they started.
+	StepRuns(ctx context.Context, promotionID string) ([]promotion.StepRun, error)
+	// RunningStepRuns returns every step attempt still marked running.
+	RunningStepRuns(ctx context.Context) ([]promotion.StepRun, error)
+	// AppendStepLog appends output to a step attempt's log.
+	AppendStepLog(ctx context.Context, c *LogChunk) error
+	// StepLogs returns a promotion's log chunks in order.
+	StepLogs(ctx context.Context, promotionID string) ([]LogChunk, error)
+
+	// AppendAudit validates e, assigns Seq, and appends it.
+	AppendAudit(ctx context.Context, e *audit.Event) error
+	// AuditEvents returns the events matching f in Seq order.
+	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+
+	// Idempotency returns the stored response for an idempotency key.
+	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
+	// PutIdempotency stores a response for an idempotency key; ErrConflict if the key exists.
+	PutIdempotency(ctx context.Context, r *IdempotencyRecord) error
+}
+
+// PromotionFilter selects promotions. Zero fields match everything.
+type PromotionFilter struct {
+	Pipeline    string
+	Environment string
+	ReleaseID   string
+	Kind        promotion.Kind
+	States      []promotion.State
+	// Active selects only non-terminal promotions.
+	Active bool
+	// Ascending orders by Seq ascending; the default is newest first.
+	Ascending bool
+	Limit     int
+}
+
+// Deployment records that a release started running in an environment.
+type Deployment struct {
+	Seq            int64     `json:"seq"`
+	Pipeline       string    `json:"pipeline"`
+	Environment    string    `json:"environment"`
+	ReleaseID      string    `json:"releaseId"`
+	ReleaseVersion string    `json:"releaseVersion"`
+	PromotionID    string    `json:"promotionId"`
+	At             time.Time `json:"at"`
+}
+
+// LogChunk is a piece of a step attempt's output.
+type LogChunk struct {
+	Seq         int64           `json:"seq"`
+	PromotionID string          `json:"promotionId"`
+	Phase       promotion.Phase `json:"phase"`
+	Index       int             `json:"index"`
+	Attempt     int             `json:"attempt"`
+	Data        []byte          `json:"data"`
+	At          time.Time       `json:"at"`
+}
+
+// AuditFilter selects audit events. Zero fields match everything.
+type AuditFilter struct {
+	PromotionID string
+	Actor       string
+	Action      string
+	Since       time.Time
+	AfterSeq    int64
+	Limit       int
+}
+
+// IdempotencyRecord is the stored response to a POST made with an Idempotency-Key.
+type IdempotencyRecord struct {
+	Key string
+	// RequestHash identifies the request (method, path, body) the key was first used with.
+	RequestHash string
+	Status      int
+	ContentType string
+	Body        []byte
+	CreatedAt   time.Time
+}
