@@ -1,0 +1,124 @@
+// Package view defines the JSON shapes Ferry's API serves and its client
+// reads: promotions with their steps, environment status, history.
+package view
+
+import (
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/promotion"
+)
+
+// ReleaseRef names a release.
+type ReleaseRef struct {
+	ID      string `json:"id"`
+	Version string `json:"version"`
+}
+
+// Step summarises one step of a promotion across its attempts.
+type Step struct {
+	Name  string          `json:"name"`
+	Phase promotion.Phase `json:"phase"`
+	Index int             `json:"index"`
+	// State is the state of the latest attempt, or "pending" before the first.
+	State    string `json:"state"`
+	Attempts int    `json:"attempts"`
+	// ExitCode is the exit code of the latest attempt of an exec step.
+	ExitCode   *int       `json:"exitCode"`
+	Error      string     `json:"error,omitempty"`
+	StartedAt  *time.Time `json:"startedAt,omitempty"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+// Promotion is a promotion as the API shows it.
+type Promotion struct {
+	ID          string          `json:"id"`
+	Pipeline    string          `json:"pipeline"`
+	Environment string          `json:"environment"`
+	Kind        promotion.Kind  `json:"kind"`
+	State       promotion.State `json:"state"`
+	Release     ReleaseRef      `json:"release"`
+	// RollbackTo is the release restored if this promotion fails.
+	RollbackTo *ReleaseRef `json:"rollbackTo,omitempty"`
+	Revision   int         `json:"revision"`
+	Reason     string      `json:"reason,omitempty"`
+	Actor      string      `json:"actor"`
+	Forced     bool        `json:"forced"`
+	// Message explains the current state.
+	Message     string       `json:"message,omitempty"`
+	Steps       []Step       `json:"steps"`
+	Transitions []Transition `json:"transitions,omitempty"`
+	CreatedAt   time.Time    `json:"createdAt"`
+	StartedAt   *time.Time   `json:"startedAt,omitempty"`
+	FinishedAt  *time.Time   `json:"finishedAt"`
+	UpdatedAt   time.Time    `json:"updatedAt"`
+	WakeAt      *time.Time   `json:"wakeAt,omitempty"`
+	Version     int64        `json:"version"`
+}
+
+// Transition is one recorded change of a promotion's state.
+type Transition struct {
+	From   promotion.State `json:"from"`
+	To     promotion.State `json:"to"`
+	Reason string          `json:"reason,omitempty"`
+	Actor  string          `json:"actor"`
+	At     time.Time       `json:"at"`
+}
+
+// PromotionRef summarises a promotion inside other views.
+type PromotionRef struct {
+	ID      string          `json:"id"`
+	State   promotion.State `json:"state"`
+	Kind    promotion.Kind  `json:"kind"`
+	Release ReleaseRef      `json:"release"`
+}
+
+// Environment is the status of one environment.
+type Environment struct {
+	Name        string   `json:"name"`
+	After       []string `json:"after"`
+	AutoPromote bool     `json:"autoPromote"`
+	// Current is the release running there now, if any.
+	Current    *ReleaseRef `json:"current"`
+	DeployedAt *time.Time  `json:"deployedAt,omitempty"`
+	// Active is the promotion holding the environment, if any.
+	Active *PromotionRef `json:"active"`
+	// Queued lists promotions waiting for the environment, oldest first.
+	Queued []PromotionRef `json:"queued"`
+	// Last is the most recent finished promotion.
+	Last *PromotionRef `json:"last"`
+}
+
+// Status is the status of every environment of a pipeline.
+type Status struct {
+	Pipeline     string        `json:"pipeline"`
+	Revision     int           `json:"revision"`
+	Environments []Environment `json:"environments"`
+}
+
+// LogChunk is a piece of a step attempt's output.
+type LogChunk struct {
+	Phase   promotion.Phase `json:"phase"`
+	Step    string          `json:"step"`
+	Index   int             `json:"index"`
+	Attempt int             `json:"attempt"`
+	At      time.Time       `json:"at"`
+	Text    string          `json:"text"`
+}
+
+// Pipeline summarises a pipeline.
+type Pipeline struct {
+	Name         string    `json:"name"`
+	Revision     int       `json:"revision"`
+	Digest       string    `json:"digest"`
+	Environments []string  `json:"environments"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// ApplyResult is the outcome of applying a pipeline.
+type ApplyResult struct {
+	Pipeline string `json:"pipeline"`
+	Revision int    `json:"revision"`
+	Digest   string `json:"digest"`
+	// Created is false when the content equalled the latest revision.
+	Created bool `json:"created"`
+}
