@@ -143,9 +143,9 @@ func Apply(p Promotion, plan Plan, ev Event, now time.Time) (Result, error) {
 	if err := m.apply(ev); err != nil {
 		return Result{}, err
 	}
-	if len(m.trans) > 0 {
-		m.p.UpdatedAt = now
-	}
+	// Every accepted event changes the promotion (its state, cursor, attempt
+	// or timer), so every one of them is an update.
+	m.p.UpdatedAt = now
 	return Result{Promotion: m.p, Transitions: m.trans, Actions: m.acts}, nil
 }
 

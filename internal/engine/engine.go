@@ -1,0 +1,324 @@
+// Package engine drives promotions durably. It loads a promotion from the
+// store, asks the pure transition function in package promotion what an event
+// means, commits the new state together with the work it implies (step
+// attempts, audit events, follow-up promotions) in one transaction, and only
+// then acts: starts a step, arms a timer, or stops a running step. Wake-ups
+// are events (a step finished, a timer fired, a request arrived), never a
+// poll over all promotions. After a crash, Run resumes every promotion from
+// the store.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/pipeline"
+	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/release"
+	"github.com/ferry-dev/ferry/internal/step"
+	"github.com/ferry-dev/ferry/internal/store"
+)
+
+// Defaults for Config.
+const (
+	DefaultShutdownGrace = 10 * time.Second
+	DefaultMaxLogBytes   = 1 << 20
+	DefaultLogInterval   = 250 * time.Millisecond
+	DefaultReapGrace     = 5 * time.Second
+)
+
+// SystemActor is the actor of changes the engine makes on its own.
+const SystemActor = "system"
+
+// Reaper stops what is left of a step attempt's process group after a crash
+// and returns once it is gone.
+type Reaper func(ctx context.Context, pgid int, start uint64, grace time.Duration) error
+
+// Config configures an Engine.
+type Config struct {
+	// Store holds all state. Required.
+	Store store.Store
+	// Drivers run steps, by kind ("exec", "http"). Required.
+	Drivers map[string]step.Driver
+	// Reaper stops orphaned step processes found running after a crash. Defaults to none
+	// (attempts are then only marked interrupted).
+	Reaper Reaper
+	// Logger receives the engine's logs. Defaults to slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. Defaults to time.Now.
+	Now func() time.Time
+	// InstanceID names this engine in promotion leases and step attempts. Defaults to host:pid.
+	InstanceID string
+	// ShutdownGrace is how long running steps may go on after shutdown begins
+	// before they are stopped and recorded as interrupted. Defaults to 10 seconds.
+	ShutdownGrace time.Duration
+	// ReapGrace is how long an orphaned step process gets between SIGTERM and SIGKILL. Defaults to 5 seconds.
+	ReapGrace time.Duration
+	// MaxLogBytes caps the stored output of one step attempt. Defaults to 1 MiB.
+	MaxLogBytes int
+	// LogInterval is how often running steps' output is persisted. Defaults to 250 milliseconds.
+	LogInterval time.Duration
+	// BaseEnv is the environment exec steps inherit. Defaults to os.Environ().
+	BaseEnv []string
+	// StepStarted, when set, is called as each step attempt is handed to its
+	// driver, with the promotion as committed. Benchmarks use it.
+	StepStarted func(p promotion.Promotion, at time.Time)
+	// Transitioned, when set, is called after each committed transition with
+	// the promotion as committed. Benchmarks and metrics use it.
+	Transitioned func(p promotion.Promotion, tr promotion.Transition)
+}
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return errors.New("engine: Store is required")
+	}
+	if len(c.Drivers) == 0 {
+		return errors.New("engine: Drivers are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.InstanceID == "" {
+		host, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.ReapGrace == 0 {
+		c.ReapGrace = DefaultReapGrace
+	}
+	if c.MaxLogBytes == 0 {
+		c.MaxLogBytes = DefaultMaxLogBytes
+	}
+	if c.LogInterval == 0 {
+		c.LogInterval = DefaultLogInterval
+	}
+	if c.BaseEnv == nil {
+		c.BaseEnv = os.Environ()
+	}
+	return nil
+}
+
+// Engine drives promotions.
+type Engine struct {
+	cfg   Config
+	store store.Store
+	log   *slog.Logger
+
+	revMu     sync.Mutex
+	revisions map[string]*pipeline.Revision // "pipeline@number"; revisions are immutable
+	relMu     sync.Mutex
+	releases  map[string]*release.Release // by ID; releases are immutable
+
+	mu       sync.Mutex
+	stopping bool
+	started  bool
+	running  map[string]context.CancelCauseFunc // promotion ID → cancel of its running step
+	timers   map[string]*time.Timer
+	watchers map[string]chan struct{} // promotion ID → closed on change
+	anyWatch chan struct{}            // closed on any change
+
+	steps      sync.WaitGroup
+	stepCtx    context.Context
+	stopSteps  context.CancelFunc
+	background sync.WaitGroup
+}
+
+// New returns an engine. Call Run to resume stored work and start driving.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	stepCtx, stop := context.WithCancel(context.Background())
+	return &Engine{
+		cfg:       cfg,
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		revisions: map[string]*pipeline.Revision{},
+		releases:  map[string]*release.Release{},
+		running:   map[string]context.CancelCauseFunc{},
+		timers:    map[string]*time.Timer{},
+		watchers:  map[string]chan struct{}{},
+		anyWatch:  make(chan struct{}),
+		stepCtx:   stepCtx,
+		stopSteps: stop,
+	}, nil
+}
+
+// errAborted is the cause given to a step stopped because its promotion was aborted.
+var errAborted = errors.New("promotion aborted")
+
+// Start resumes every unfinished promotion from the store: orphaned step
+// processes of a previous run are stopped first, then each promotion
+// continues where it stopped. From then on the engine drives promotions as
+// events arrive, until Stop.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("engine: Start called twice")
+	}
+	e.started = true
+	e.mu.Unlock()
+	if err := e.recover(ctx); err != nil {
+		e.shutdown()
+		return fmt.Errorf("recover: %w", err)
+	}
+	return nil
+}
+
+// Stop gives running steps ShutdownGrace to finish, stops the rest and
+// records them as interrupted (resumed by the next Start), and returns once
+// every goroutine of the engine has ended.
+func (e *Engine) Stop() { e.shutdown() }
+
+// Run is Start, then Stop once ctx is cancelled.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	e.Stop()
+	return nil
+}
+
+func (e *Engine) shutdown() {
+	e.mu.Lock()
+	e.stopping = true
+	for id, t := range e.timers {
+		t.Stop()
+		delete(e.timers, id)
+	}
+	e.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { e.steps.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(e.cfg.ShutdownGrace):
+		e.log.Warn("shutdown grace elapsed; interrupting running steps", "grace", e.cfg.ShutdownGrace)
+		e.stopSteps()
+		<-done
+	}
+	e.stopSteps()
+	e.background.Wait()
+}
+
+func (e *Engine) isStopping() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stopping
+}
+
+// notify wakes everyone waiting on the given promotions.
+func (e *Engine) notify(ids map[string]bool) {
+	if len(ids) == 0 {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id := range ids {
+		if ch, ok := e.watchers[id]; ok {
+			close(ch)
+			delete(e.watchers, id)
+		}
+	}
+	close(e.anyWatch)
+	e.anyWatch = make(chan struct{})
+}
+
+// watch returns a channel closed at the next change of promotion id.
+func (e *Engine) watch(id string) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch, ok := e.watchers[id]
+	if !ok {
+		ch = make(chan struct{})
+		e.watchers[id] = ch
+	}
+	return ch
+}
+
+// Changes returns a channel closed at the next change of any promotion.
+func (e *Engine) Changes() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.anyWatch
+}
+
+// revision returns a pipeline revision, cached: revisions never change.
+func (e *Engine) revision(ctx context.Context, tx store.Tx, name string, number int) (*pipeline.Revision, error) {
+	key := fmt.Sprintf("%s@%d", name, number)
+	e.revMu.Lock()
+	rev, ok := e.revisions[key]
+	e.revMu.Unlock()
+	if ok {
+		return rev, nil
+	}
+	rev, err := tx.Revision(ctx, name, number)
+	if err != nil {
+		return nil, fmt.Errorf("load pipeline %s revision %d: %w", name, number, err)
+	}
+	if number != 0 {
+		e.revMu.Lock()
+		e.revisions[key] = rev
+		e.revMu.Unlock()
+	}
+	return rev, nil
+}
+
+// releaseByID returns a release, cached: releases never change.
+func (e *Engine) releaseByID(ctx context.Context, tx store.Tx, id string) (*release.Release, error) {
+	e.relMu.Lock()
+	r, ok := e.releases[id]
+	e.relMu.Unlock()
+	if ok {
+		return r, nil
+	}
+	r, err := tx.ReleaseByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load release %s: %w", id, err)
+	}
+	e.relMu.Lock()
+	e.releases[id] = r
+	e.relMu.Unlock()
+	return r, nil
+}
+
+// planFor returns the transition function's view of the environment a promotion targets.
+func planFor(env pipeline.Environment) promotion.Plan {
+	conv := func(steps []pipeline.Step) []promotion.StepPlan {
+		out := make([]promotion.StepPlan, len(steps))
+		for i, s := range steps {
+			out[i] = promotion.StepPlan{Name: s.Name, Retries: s.Retries, Backoff: s.Backoff.D()}
+		}
+		return out
+	}
+	return promotion.Plan{Deploy: conv(env.Steps), Verify: conv(env.Verify), AutoRollback: env.AutoRollback()}
+}
+
+// stepSpec returns the step a cursor points at.
+func stepSpec(env pipeline.Environment, c promotion.Cursor) (pipeline.Step, bool) {
+	var list []pipeline.Step
+	switch c.Phase {
+	case promotion.PhaseDeploy:
+		list = env.Steps
+	case promotion.PhaseVerify:
+		list = env.Verify
+	case promotion.PhaseRollback:
+		list = append(append([]pipeline.Step(nil), env.Steps...), env.Verify...)
+	}
+	if c.Index < 0 || c.Index >= len(list) {
+		return pipeline.Step{}, false
+	}
+	return list[c.Index], true
+}

@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/pipeline"
+	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/release"
+	"github.com/ferry-dev/ferry/internal/step"
+	"github.com/ferry-dev/ferry/internal/store"
+)
+
+// startStep runs the step attempt at cursor c of promotion id in a goroutine
+// the engine owns.
+func (e *Engine) startStep(id string, c promotion.Cursor) {
+	e.mu.Lock()
+	if e.stopping {
+		e.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancelCause(e.stepCtx)
+	e.running[id] = cancel
+	e.steps.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.steps.Done()
+		defer func() {
+			e.mu.Lock()
+			delete(e.running, id)
+			e.mu.Unlock()
+			cancel(nil)
+		}()
+		e.execStep(ctx, id, c)
+	}()
+}
+
+// stepInput is what a step attempt needs from the store.
+type stepInput struct {
+	p       promotion.Promotion
+	env     pipeline.Environment
+	spec    pipeline.Step
+	release *release.Release
+	run     promotion.StepRun
+}
+
+func (e *Engine) loadStep(ctx context.Context, id string, c promotion.Cursor) (*stepInput, error) {
+	var in stepInput
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		p, err := tx.Promotion(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load promotion %s: %w", id, err)
+		}
+		in.p = *p
+		rev, err := e.revision(ctx, tx, p.Pipeline, p.Revision)
+		if err != nil {
+			return err
+		}
+		env, ok := rev.Spec.Environment(p.Environment)
+		if !ok {
+			return fmt.Errorf("environment %s not in revision %d", p.Environment, p.Revision)
+		}
+		in.env = env
+		if in.spec, ok = stepSpec(env, c); !ok {
+			return fmt.Errorf("no step at %s[%d]", c.Phase, c.Index)
+		}
+		relID := p.ReleaseID
+		if c.Phase == promotion.PhaseRollback {
+			relID = p.RollbackID
+		}
+		if in.release, err = e.releaseByID(ctx, tx, relID); err != nil {
+			return err
+		}
+		runs, err := tx.StepRuns(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load step runs of %s: %w", id, err)
+		}
+		for _, r := range runs {
+			if r.Phase == c.Phase && r.Index == c.Index && r.Attempt == c.Attempt {
+				in.run = r
+				return nil
+			}
+		}
+		return fmt.Errorf("no record of step %s[%d] attempt %d", c.Phase, c.Index, c.Attempt)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
+	bg := context.WithoutCancel(ctx)
+	log := e.log.With("promotion_id", id, "phase", c.Phase, "index", c.Index, "attempt", c.Attempt)
+	in, err := e.loadStep(bg, id, c)
+	if err != nil {
+		log.Error("load step", "err", err)
+		e.finishStep(bg, id, c, step.Result{Message: err.Error()})
+		return
+	}
+	driver, ok := e.cfg.Drivers[in.spec.Kind()]
+	if !ok {
+		e.finishStep(bg, id, c, step.Result{Message: fmt.Sprintf("no driver for step kind %q", in.spec.Kind())})
+		return
+	}
+	capture := step.NewCapture(e.cfg.MaxLogBytes, step.SecretValues(in.spec, e.cfg.BaseEnv), e.cfg.LogInterval, func(b []byte) {
+		chunk := &store.LogChunk{PromotionID: id, Phase: c.Phase, Index: c.Index, Attempt: c.Attempt,
+			Data: append([]byte(nil), b...), At: e.cfg.Now().UTC()}
+		if err := e.store.Update(bg, func(tx store.Tx) error { return tx.AppendStepLog(bg, chunk) }); err != nil {
+			log.Error("store step output", "err", err)
+		}
+	})
+	req := step.Request{
+		PromotionID: id, Pipeline: in.p.Pipeline, Environment: in.p.Environment,
+		Release: *in.release, Rollback: c.Phase == promotion.PhaseRollback || in.p.Kind == promotion.KindRollback,
+		Phase: c.Phase, Step: in.spec, Attempt: c.Attempt, IdempotencyKey: in.run.IdempotencyKey,
+		Output: capture,
+		Started: func(pid int, start uint64) error {
+			return e.store.Update(bg, func(tx store.Tx) error {
+				run := in.run
+				run.PID, run.PIDStart = pid, start
+				return tx.UpdateStepRun(bg, &run)
+			})
+		},
+	}
+	if e.cfg.StepStarted != nil {
+		e.cfg.StepStarted(in.p, time.Now())
+	}
+	log.Debug("step started", "step", in.spec.Name)
+	res := driver.Run(ctx, req)
+	if err := capture.Close(); err != nil {
+		log.Error("close step output", "err", err)
+	}
+	log.Info("step finished", "step", in.spec.Name, "ok", res.OK, "interrupted", res.Interrupted, "message", res.Message)
+	e.finishStep(bg, id, c, res)
+}
+
+// finishStep records the end of a step attempt and, if the promotion is
+// still at that step, applies the matching event — in one transaction.
+func (e *Engine) finishStep(ctx context.Context, id string, c promotion.Cursor, res step.Result) {
+	err := e.commit(ctx, func(t *txn) error {
+		p, err := t.tx.Promotion(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load promotion %s: %w", id, err)
+		}
+		current := !p.State.Terminal() && p.Cursor.Phase == c.Phase && p.Cursor.Index == c.Index &&
+			p.Cursor.Attempt == c.Attempt && p.WakeAt == nil
+		runs, err := t.tx.StepRuns(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load step runs of %s: %w", id, err)
+		}
+		var run *promotion.StepRun
+		for i := range runs {
+			r := &runs[i]
+			if r.Phase == c.Phase && r.Index == c.Index && r.Attempt == c.Attempt {
+				run = r
+			}
+		}
+		if run == nil {
+			return fmt.Errorf("no record of step %s[%d] attempt %d of %s", c.Phase, c.Index, c.Attempt, id)
+		}
+		ev := promotion.Event{Reason: res.Message}
+		switch {
+		case res.Interrupted && !current:
+			run.State = promotion.StepAborted
+		case res.Interrupted:
+			run.State, ev.Type = promotion.StepInterrupted, promotion.EvStepInterrupted
+		case res.OK:
+			run.State, ev.Type = promotion.StepSucceeded, promotion.EvStepSucceeded
+		default:
+			run.State, ev.Type = promotion.StepFailed, promotion.EvStepFailed
+		}
+		if !current && run.State != promotion.StepAborted {
+			// The promotion moved on (it was aborted): the outcome is kept, nothing follows.
+			ev.Type = ""
+		}
+		now := t.now
+		run.ExitCode, run.Error, run.FinishedAt = res.ExitCode, res.Message, &now
+		if err := t.tx.UpdateStepRun(ctx, run); err != nil {
+			return fmt.Errorf("record end of step %s: %w", run.Name, err)
+		}
+		details := map[string]any{"phase": c.Phase, "step": run.Name, "attempt": c.Attempt, "state": run.State, "environment": p.Environment}
+		if res.ExitCode != nil {
+			details["exitCode"] = *res.ExitCode
+		}
+		if err := t.audit(SystemActor, "step.finish", "promotion/"+id, id, res.Message, details); err != nil {
+			return err
+		}
+		t.changed[id] = true
+		if !current {
+			// The promotion ended while the step ran (an abort): the environment is free now.
+			return e.startNext(t, p.Pipeline, p.Environment)
+		}
+		if ev.Type == "" {
+			return nil
+		}
+		return e.fire(t, SystemActor, p, ev)
+	})
+	if err != nil {
+		e.log.Error("record step result", "promotion_id", id, "err", err)
+	}
+}
+
+// arm sets the timer of a promotion waiting until at.
+func (e *Engine) arm(id string, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return
+	}
+	if t, ok := e.timers[id]; ok {
+		t.Stop()
+	}
+	d := at.Sub(e.cfg.Now())
+	e.timers[id] = time.AfterFunc(max(d, 0), func() {
+		e.mu.Lock()
+		delete(e.timers, id)
+		stopping := e.stopping
+		if !stopping {
+			e.background.Add(1)
+		}
+		e.mu.Unlock()
+		if stopping {
+			return
+		}
+		defer e.background.Done()
+		e.wake(id)
+	})
+}
+
+// wake delivers a promotion's timer.
+func (e *Engine) wake(id string) {
+	ctx := context.Background()
+	err := e.commit(ctx, func(t *txn) error {
+		p, err := t.tx.Promotion(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load promotion %s: %w", id, err)
+		}
+		if p.WakeAt == nil || p.State.Terminal() {
+			return nil
+		}
+		if p.WakeAt.After(t.now) {
+			t.effects = append(t.effects, effect{kind: effWait, id: id, at: *p.WakeAt})
+			return nil
+		}
+		return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvWake})
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		e.log.Error("wake promotion", "promotion_id", id, "err", err)
+	}
+}
