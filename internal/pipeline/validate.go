@@ -1,0 +1,341 @@
+package pipeline
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// Limits and patterns enforced by validation.
+const (
+	// maxRetries is the largest number of retries a step may ask for.
+	maxRetries = 10
+	// reservedEnvPrefix starts the names of the variables Ferry sets itself.
+	reservedEnvPrefix = "FERRY_"
+)
+
+var (
+	namePattern   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	envVarPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// headerPattern matches an HTTP header name (a token, RFC 9110 section 5.6.2).
+	headerPattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	httpMethods   = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+)
+
+// Validate checks a specification built in code against the rules Parse
+// enforces. It returns a *ValidationError listing every problem, whose
+// problems name fields but no source positions, or nil.
+func (s *Spec) Validate() error {
+	v := &validator{}
+	v.spec(s)
+	if len(v.problems) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: v.problems}
+}
+
+// validator collects the problems of a decoded specification.
+type validator struct {
+	file string
+	// pos maps field paths to source positions; nil for a specification
+	// built in code.
+	pos map[string]position
+	// skip holds field paths that already have a decoding problem; a
+	// problem on such a path, or on one of its ancestors or descendants,
+	// would only repeat it.
+	skip     map[string]bool
+	problems []Problem
+}
+
+func (v *validator) add(path, format string, args ...any) {
+	for failed := range v.skip {
+		if related(failed, path) {
+			return
+		}
+	}
+	p := Problem{File: v.file, Field: path, Message: fmt.Sprintf(format, args...)}
+	p.Line, p.Column = v.at(path)
+	v.problems = append(v.problems, p)
+}
+
+// at returns the position of path, or of its nearest ancestor with a
+// known position: a missing field is reported where its parent starts.
+func (v *validator) at(path string) (line, column int) {
+	for p := path; ; p = parent(p) {
+		if pos, ok := v.pos[p]; ok && pos.line > 0 {
+			return pos.line, pos.column
+		}
+		if p == "" {
+			return 0, 0
+		}
+	}
+}
+
+// where describes where path is, for messages that point at another field.
+func (v *validator) where(path string) string {
+	if line, _ := v.at(path); line > 0 {
+		return fmt.Sprintf("at line %d", line)
+	}
+	return "at " + path
+}
+
+// parent returns the path that contains path.
+func parent(path string) string {
+	if strings.HasSuffix(path, "]") {
+		if i := strings.LastIndexByte(path, '['); i >= 0 {
+			return path[:i]
+		}
+	}
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i]
+	}
+	return ""
+}
+
+// related reports whether a and b are the same path or one contains the other.
+func related(a, b string) bool {
+	return contains(a, b) || contains(b, a)
+}
+
+func contains(outer, inner string) bool {
+	if outer == "" || outer == inner {
+		return true
+	}
+	rest, ok := strings.CutPrefix(inner, outer)
+	return ok && (rest[0] == '.' || rest[0] == '[')
+}
+
+func (v *validator) spec(s *Spec) {
+	v.name("name", s.Name)
+	if len(s.Environments) == 0 {
+		v.add("environments", "at least one environment is required")
+	}
+	index := map[string]int{}
+	for i, e := range s.Environments {
+		p := fmt.Sprintf("environments[%d].name", i)
+		if !v.name(p, e.Name) {
+			continue
+		}
+		if first, dup := index[e.Name]; dup {
+			v.add(p, "duplicate environment %q (first defined %s)", e.Name, v.where(fmt.Sprintf("environments[%d].name", first)))
+			continue
+		}
+		index[e.Name] = i
+	}
+	for i, e := range s.Environments {
+		v.after(i, e, index)
+		v.environmentSteps(i, e)
+	}
+	v.cycles(s, index)
+}
+
+// name checks a pipeline, environment or step name and reports whether it is valid.
+func (v *validator) name(path, name string) bool {
+	switch {
+	case name == "":
+		v.add(path, "required")
+		return false
+	case !namePattern.MatchString(name):
+		v.add(path, "invalid name %q: use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", name)
+		return false
+	}
+	return true
+}
+
+func (v *validator) after(i int, e Environment, index map[string]int) {
+	seen := map[string]bool{}
+	for j, up := range e.After {
+		p := fmt.Sprintf("environments[%d].after[%d]", i, j)
+		switch _, known := index[up]; {
+		case up == e.Name && up != "":
+			v.add(p, "environment %q cannot come after itself", up)
+		case !known:
+			v.add(p, "unknown environment %q", up)
+		case seen[up]:
+			v.add(p, "duplicate entry %q", up)
+		}
+		seen[up] = true
+	}
+}
+
+// cycles reports every cycle in the After relation, once per edge that
+// closes one, in promotion order ("dev -> staging -> dev").
+func (v *validator) cycles(s *Spec, index map[string]int) {
+	const (
+		unvisited = iota
+		active
+		done
+	)
+	state := make([]int, len(s.Environments))
+	var stack []int
+	var visit func(i int)
+	visit = func(i int) {
+		state[i] = active
+		stack = append(stack, i)
+		for j, up := range s.Environments[i].After {
+			t, ok := index[up]
+			if !ok || up == s.Environments[i].Name {
+				continue
+			}
+			switch state[t] {
+			case active:
+				start := slices.Index(stack, t)
+				v.add(fmt.Sprintf("environments[%d].after[%d]", i, j), "cycle: %s", cycleText(s, stack[start:]))
+			case unvisited:
+				visit(t)
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[i] = done
+	}
+	for i := range s.Environments {
+		if state[i] == unvisited {
+			visit(i)
+		}
+	}
+}
+
+// cycleText formats a cycle found as a chain of environments each listing
+// the next in After: it prints them upstream first, starting from the one
+// declared first, and closes the loop.
+func cycleText(s *Spec, chain []int) string {
+	order := slices.Clone(chain)
+	slices.Reverse(order)
+	first := slices.Index(order, slices.Min(order))
+	order = append(order[first:], order[:first]...)
+	names := make([]string, 0, len(order)+1)
+	for _, i := range order {
+		names = append(names, s.Environments[i].Name)
+	}
+	names = append(names, names[0])
+	return strings.Join(names, " -> ")
+}
+
+func (v *validator) environmentSteps(i int, e Environment) {
+	seen := map[string]string{}
+	lists := []struct {
+		field string
+		steps []Step
+	}{{"steps", e.Steps}, {"verify", e.Verify}}
+	for _, list := range lists {
+		for j, st := range list.steps {
+			p := fmt.Sprintf("environments[%d].%s[%d]", i, list.field, j)
+			if v.name(p+".name", st.Name) {
+				if first, dup := seen[st.Name]; dup {
+					v.add(p+".name", "duplicate step %q in environment %q (first defined %s)", st.Name, e.Name, v.where(first))
+				} else {
+					seen[st.Name] = p + ".name"
+				}
+			}
+			v.step(p, st)
+		}
+	}
+}
+
+func (v *validator) step(p string, st Step) {
+	switch {
+	case st.Exec != nil && st.HTTP != nil:
+		v.add(p, "exec and http are mutually exclusive: set exactly one")
+	case st.Exec == nil && st.HTTP == nil:
+		v.add(p, "one of exec or http is required")
+	}
+	if st.Exec != nil {
+		v.exec(p+".exec", st.Exec)
+	}
+	if st.HTTP != nil {
+		v.http(p+".http", st.HTTP)
+	}
+	if st.Retries < 0 || st.Retries > maxRetries {
+		v.add(p+".retries", "must be between 0 and %d, got %d", maxRetries, st.Retries)
+	}
+	if st.Backoff < 0 {
+		v.add(p+".backoff", "must not be negative, got %s", st.Backoff.D())
+	}
+	seen := map[string]bool{}
+	for j, name := range st.SecretEnv {
+		q := fmt.Sprintf("%s.secretEnv[%d]", p, j)
+		if !v.envVar(q, name) {
+			continue
+		}
+		if seen[name] {
+			v.add(q, "duplicate entry %q", name)
+		}
+		seen[name] = true
+		if st.Exec != nil {
+			if _, clash := st.Exec.Env[name]; clash {
+				v.add(q, "%q is also set in exec.env: a variable is either a secret or not", name)
+			}
+		}
+	}
+}
+
+func (v *validator) exec(p string, x *Exec) {
+	switch {
+	case x.Run != "" && x.Command != nil:
+		v.add(p, "run and command are mutually exclusive: set exactly one")
+	case x.Run == "" && x.Command == nil:
+		v.add(p, "one of run or command is required")
+	case x.Command != nil && len(x.Command) == 0:
+		v.add(p+".command", "must not be empty")
+	case x.Command != nil && x.Command[0] == "":
+		v.add(p+".command[0]", "the program to run must not be empty")
+	}
+	keys := make([]string, 0, len(x.Env))
+	for k := range x.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v.envVar(p+".env"+fieldKey(k), k)
+	}
+	if x.Timeout < 0 {
+		v.add(p+".timeout", "must not be negative, got %s", x.Timeout.D())
+	}
+}
+
+// envVar checks the name of an environment variable a step receives and
+// reports whether it is valid.
+func (v *validator) envVar(path, name string) bool {
+	switch {
+	case !envVarPattern.MatchString(name):
+		v.add(path, "invalid environment variable name %q: use letters, digits and '_', not starting with a digit", name)
+		return false
+	case strings.HasPrefix(strings.ToUpper(name), reservedEnvPrefix):
+		v.add(path, "environment variable %q is reserved: names starting with %s are set by Ferry", name, reservedEnvPrefix)
+		return false
+	}
+	return true
+}
+
+func (v *validator) http(p string, h *HTTP) {
+	if h.URL == "" {
+		v.add(p+".url", "required")
+	} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.add(p+".url", "invalid URL %q: must be an absolute http or https URL", h.URL)
+	}
+	if h.Method != "" && !slices.Contains(httpMethods, h.Method) {
+		v.add(p+".method", "unknown method %q: use one of %s", h.Method, strings.Join(httpMethods, ", "))
+	}
+	keys := make([]string, 0, len(h.Headers))
+	for k := range h.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		q := p + ".headers" + fieldKey(k)
+		switch {
+		case !headerPattern.MatchString(k):
+			v.add(q, "invalid header name %q", k)
+		case strings.ContainsAny(h.Headers[k], "\r\n\x00"):
+			v.add(q, "header value must not contain CR, LF or NUL")
+		}
+	}
+	if h.ExpectStatus != 0 && (h.ExpectStatus < 100 || h.ExpectStatus > 599) {
+		v.add(p+".expectStatus", "must be 0 (any 2xx) or between 100 and 599, got %d", h.ExpectStatus)
+	}
+	if h.Timeout < 0 {
+		v.add(p+".timeout", "must not be negative, got %s", h.Timeout.D())
+	}
+}

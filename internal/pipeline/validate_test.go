@@ -1,0 +1,188 @@
+package pipeline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// validSpec returns a small valid specification to break in tests.
+func validSpec() *Spec {
+	return &Spec{
+		Name: "shop",
+		Environments: []Environment{
+			{
+				Name: "dev",
+				Steps: []Step{{
+					Name: "deploy",
+					Exec: &Exec{Command: []string{"./deploy.sh"}, Env: map[string]string{"REGION": "eu"}, Timeout: Duration(time.Minute)},
+				}},
+				Verify: []Step{{
+					Name:      "smoke",
+					HTTP:      &HTTP{URL: "https://dev.example.com/healthz", ExpectStatus: 204},
+					Retries:   10,
+					SecretEnv: []string{"TOKEN"},
+				}},
+			},
+			{Name: "prod", After: []string{"dev"}},
+		},
+	}
+}
+
+func TestValidateValid(t *testing.T) {
+	if err := validSpec().Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := map[string]struct {
+		change func(s *Spec)
+		want   []string // the lines of Error(), in order
+	}{
+		"no name": {
+			func(s *Spec) { s.Name = "" },
+			[]string{"name: required"},
+		},
+		"name too long": {
+			func(s *Spec) { s.Name = strings.Repeat("a", 64) },
+			[]string{`name: invalid name "` + strings.Repeat("a", 64) + `": use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`},
+		},
+		"name ending with a dash": {
+			func(s *Spec) { s.Environments[1].Name = "prod-"; s.Environments[1].After = nil },
+			[]string{`environments[1].name: invalid name "prod-": use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`},
+		},
+		"no environments": {
+			func(s *Spec) { s.Environments = nil },
+			[]string{"environments: at least one environment is required"},
+		},
+		"duplicate environment": {
+			func(s *Spec) { s.Environments[1].Name = "dev"; s.Environments[1].After = nil },
+			[]string{`environments[1].name: duplicate environment "dev" (first defined at environments[0].name)`},
+		},
+		"duplicate after": {
+			func(s *Spec) { s.Environments[1].After = []string{"dev", "dev"} },
+			[]string{`environments[1].after[1]: duplicate entry "dev"`},
+		},
+		"cycle of two": {
+			func(s *Spec) { s.Environments[0].After = []string{"prod"} },
+			[]string{"environments[1].after[0]: cycle: dev -> prod -> dev"},
+		},
+		"duplicate step across steps and verify": {
+			func(s *Spec) { s.Environments[0].Verify[0].Name = "deploy" },
+			[]string{`environments[0].verify[0].name: duplicate step "deploy" in environment "dev" (first defined at environments[0].steps[0].name)`},
+		},
+		"empty program": {
+			func(s *Spec) { s.Environments[0].Steps[0].Exec.Command = []string{"", "x"} },
+			[]string{"environments[0].steps[0].exec.command[0]: the program to run must not be empty"},
+		},
+		"reserved variable in lower case": {
+			func(s *Spec) { s.Environments[0].Steps[0].Exec.Env["ferry_step"] = "x" },
+			[]string{`environments[0].steps[0].exec.env.ferry_step: environment variable "ferry_step" is reserved: names starting with FERRY_ are set by Ferry`},
+		},
+		"variable name with a dot": {
+			func(s *Spec) { s.Environments[0].Steps[0].Exec.Env["A.B"] = "x" },
+			[]string{`environments[0].steps[0].exec.env["A.B"]: invalid environment variable name "A.B": use letters, digits and '_', not starting with a digit`},
+		},
+		"secret also in env": {
+			func(s *Spec) { s.Environments[0].Steps[0].SecretEnv = []string{"REGION"} },
+			[]string{`environments[0].steps[0].secretEnv[0]: "REGION" is also set in exec.env: a variable is either a secret or not`},
+		},
+		"reserved secret": {
+			func(s *Spec) { s.Environments[0].Verify[0].SecretEnv = []string{"FERRY_TOKEN"} },
+			[]string{`environments[0].verify[0].secretEnv[0]: environment variable "FERRY_TOKEN" is reserved: names starting with FERRY_ are set by Ferry`},
+		},
+		"negative retries": {
+			func(s *Spec) { s.Environments[0].Verify[0].Retries = -1 },
+			[]string{"environments[0].verify[0].retries: must be between 0 and 10, got -1"},
+		},
+		"lower-case method": {
+			func(s *Spec) { s.Environments[0].Verify[0].HTTP.Method = "get" },
+			[]string{`environments[0].verify[0].http.method: unknown method "get": use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`},
+		},
+		"url without host": {
+			func(s *Spec) { s.Environments[0].Verify[0].HTTP.URL = "https:///healthz" },
+			[]string{`environments[0].verify[0].http.url: invalid URL "https:///healthz": must be an absolute http or https URL`},
+		},
+		"status 600": {
+			func(s *Spec) { s.Environments[0].Verify[0].HTTP.ExpectStatus = 600 },
+			[]string{"environments[0].verify[0].http.expectStatus: must be 0 (any 2xx) or between 100 and 599, got 600"},
+		},
+		"bad header": {
+			func(s *Spec) {
+				s.Environments[0].Verify[0].HTTP.Headers = map[string]string{"X Team": "a", "X-Trace": "a\r\nInjected: 1"}
+			},
+			[]string{
+				`environments[0].verify[0].http.headers["X Team"]: invalid header name "X Team"`,
+				`environments[0].verify[0].http.headers.X-Trace: header value must not contain CR, LF or NUL`,
+			},
+		},
+		"many problems at once": {
+			func(s *Spec) {
+				s.Name = "Shop"
+				s.Environments[0].Steps[0].Exec = nil
+				s.Environments[1].After = []string{"qa"}
+			},
+			[]string{
+				`name: invalid name "Shop": use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+				`environments[0].steps[0]: one of exec or http is required`,
+				`environments[1].after[0]: unknown environment "qa"`,
+			},
+		},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := validSpec()
+			tt.change(s)
+			err := s.Validate()
+			var verr *ValidationError
+			if !errors.As(err, &verr) {
+				t.Fatalf("Validate = %v, want *ValidationError", err)
+			}
+			for _, p := range verr.Problems {
+				if p.File != "" || p.Line != 0 || p.Column != 0 {
+					t.Errorf("problem %+v has a position; a spec built in code has none", p)
+				}
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("Validate error:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestProblemString(t *testing.T) {
+	tests := []struct {
+		p    Problem
+		want string
+	}{
+		{Problem{File: "p.yaml", Line: 3, Column: 5, Field: "name", Message: "required"}, "p.yaml:3:5: name: required"},
+		{Problem{File: "p.yaml", Line: 1, Column: 1, Message: "empty document"}, "p.yaml:1:1: empty document"},
+		{Problem{File: "p.yaml", Field: "name", Message: "required"}, "p.yaml: name: required"},
+		{Problem{Field: "name", Message: "required"}, "name: required"},
+		{Problem{Line: 2, Column: 7, Field: "name", Message: "required"}, "2:7: name: required"},
+	}
+	for _, tt := range tests {
+		if got := tt.p.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	names := []string{"name", "after", "autoPromote", "steps", "verify", "rollback"}
+	tests := map[string]string{
+		"autopromote": "autoPromote", // case differs
+		"stpes":       "steps",       // transposition
+		"verfy":       "verify",      // deletion
+		"rolback":     "rollback",
+		"base":        "", // two edits from "name" is too far for a short word
+		"environment": "",
+	}
+	for in, want := range tests {
+		if got := suggest(in, names); got != want {
+			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
