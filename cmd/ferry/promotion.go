@@ -1,0 +1,238 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/internal/client"
+	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/view"
+)
+
+func newPromotionsCommand(g *globals) *cobra.Command {
+	var q client.PromotionQuery
+	var states []string
+	cmd := &cobra.Command{
+		Use:   "promotions",
+		Short: "List promotions, newest first",
+		Example: `  ferry promotions --pipeline shop --active
+  ferry promotions --pipeline shop --env prod --state failed,rolled_back --limit 20`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkLimit(q.Limit); err != nil {
+				return err
+			}
+			q.States = nil
+			for _, s := range states {
+				st := promotion.State(s)
+				if !st.Valid() {
+					return usageErrorf("--state %q: want one of %s", s, stateList())
+				}
+				q.States = append(q.States, st)
+			}
+			if q.Release != "" && q.Pipeline == "" {
+				return usageErrorf("--release needs --pipeline")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ps, err := c.Promotions(cmd.Context(), q)
+			if err != nil {
+				return err
+			}
+			return g.print(ps, func(w io.Writer) error { return promotionTable(w, ps) })
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&q.Pipeline, "pipeline", "", "only promotions of this pipeline")
+	f.StringVar(&q.Environment, "env", "", "only promotions into this environment")
+	f.StringSliceVar(&states, "state", nil, "only promotions in these states (repeat, or separate with commas)")
+	f.BoolVar(&q.Active, "active", false, "only promotions that have not ended")
+	f.StringVar(&q.Release, "release", "", "only promotions of this release version (needs --pipeline)")
+	f.IntVar(&q.Limit, "limit", 0, "largest number of promotions to list (default: the server's, 100)")
+	return cmd
+}
+
+func stateList() string {
+	names := make([]string, len(promotion.States))
+	for i, s := range promotion.States {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// promotionTable lists promotions one per row.
+func promotionTable(w io.Writer, ps []view.Promotion) error {
+	tw := newTable(w)
+	row(tw, "ID", "PIPELINE", "ENVIRONMENT", "KIND", "RELEASE", "STATE", "ACTOR", "CREATED", "FINISHED")
+	for _, p := range ps {
+		row(tw, p.ID, p.Pipeline, p.Environment, p.Kind, p.Release.Version, p.State, p.Actor,
+			formatTime(p.CreatedAt), formatTimePtr(p.FinishedAt))
+	}
+	return tw.Flush()
+}
+
+func newPromotionCommand(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "promotion",
+		Short: "Show a promotion",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:     "show ID",
+		Short:   "Show a promotion: its fields, state transitions and steps",
+		Example: `  ferry promotion show 0193a8c2-…`,
+		Args:    exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Promotion(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) error { return printPromotion(w, p) })
+		},
+	})
+	return cmd
+}
+
+// printPromotion prints a promotion's fields, its transitions and a table of its steps.
+func printPromotion(w io.Writer, p *view.Promotion) error {
+	tw := newTable(w)
+	row(tw, "ID:", p.ID)
+	row(tw, "Pipeline:", fmt.Sprintf("%s (revision %d)", p.Pipeline, p.Revision))
+	row(tw, "Environment:", p.Environment)
+	row(tw, "Kind:", p.Kind)
+	row(tw, "Release:", fmt.Sprintf("%s (%s)", p.Release.Version, p.Release.ID))
+	if p.RollbackTo != nil {
+		row(tw, "Rollback to:", fmt.Sprintf("%s (%s)", p.RollbackTo.Version, p.RollbackTo.ID))
+	}
+	row(tw, "State:", p.State)
+	if p.Message != "" {
+		row(tw, "Message:", p.Message)
+	}
+	actor := p.Actor
+	if p.Forced {
+		actor += " (forced)"
+	}
+	row(tw, "Actor:", actor)
+	row(tw, "Reason:", orDash(p.Reason))
+	row(tw, "Created:", formatTime(p.CreatedAt))
+	row(tw, "Started:", formatTimePtr(p.StartedAt))
+	row(tw, "Finished:", formatTimePtr(p.FinishedAt))
+	if p.WakeAt != nil {
+		row(tw, "Continues at:", formatTimePtr(p.WakeAt))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(p.Transitions) > 0 {
+		fmt.Fprintln(w, "\nTransitions:")
+		tw = newTable(w)
+		row(tw, "AT", "FROM", "TO", "ACTOR", "REASON")
+		for _, t := range p.Transitions {
+			row(tw, formatTime(t.At), t.From, t.To, t.Actor, orDash(t.Reason))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, "\nSteps:")
+	tw = newTable(w)
+	row(tw, "PHASE", "NAME", "STATE", "ATTEMPTS", "EXIT CODE", "ERROR")
+	for _, s := range p.Steps {
+		exit := "-"
+		if s.ExitCode != nil {
+			exit = fmt.Sprint(*s.ExitCode)
+		}
+		row(tw, s.Phase, s.Name, s.State, s.Attempts, exit, orDash(s.Error))
+	}
+	return tw.Flush()
+}
+
+func newLogsCommand(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs ID",
+		Short: "Print the output of a promotion's steps, grouped by step attempt",
+		Example: `  ferry logs 0193a8c2-…
+  ferry logs 0193a8c2-… -o json`,
+		Args: exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			chunks, err := c.Logs(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(chunks, func(w io.Writer) error { return printLogs(w, chunks) })
+		},
+	}
+}
+
+// printLogs prints log chunks with a header line before each step attempt's output.
+func printLogs(w io.Writer, chunks []view.LogChunk) error {
+	type attempt struct {
+		phase   promotion.Phase
+		index   int
+		attempt int
+	}
+	var last *attempt
+	atLineStart := true
+	for _, c := range chunks {
+		cur := attempt{c.Phase, c.Index, c.Attempt}
+		if last == nil || *last != cur {
+			if !atLineStart {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "==> %s/%s attempt %d <==\n", c.Phase, c.Step, c.Attempt)
+			last = &cur
+		}
+		if _, err := io.WriteString(w, c.Text); err != nil {
+			return err
+		}
+		if c.Text != "" {
+			atLineStart = strings.HasSuffix(c.Text, "\n")
+		}
+	}
+	if !atLineStart {
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+func newAbortCommand(g *globals) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:     "abort ID --reason TEXT",
+		Short:   "Abort a promotion that has not ended",
+		Example: `  ferry abort 0193a8c2-… --reason "wrong build"`,
+		Args:    exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErrorf("--reason must not be empty")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Abort(cmd.Context(), args[0], reason)
+			if err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "promotion %s: %s\n", p.ID, p.State)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log (required)")
+	_ = cmd.MarkFlagRequired("reason")
+	return cmd
+}

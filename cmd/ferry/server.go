@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-dev/ferry/internal/api"
+	"github.com/ferry-dev/ferry/internal/engine"
+	"github.com/ferry-dev/ferry/internal/step"
+	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
+	stephttp "github.com/ferry-dev/ferry/internal/step/http"
+	"github.com/ferry-dev/ferry/internal/store/sqlite"
+)
+
+// version is Ferry's version, set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// serverOptions configures a Ferry server.
+type serverOptions struct {
+	dataDir       string
+	listen        string
+	shutdownGrace time.Duration
+	logLevel      string
+	// extraEnv is added to the environment steps inherit.
+	extraEnv []string
+}
+
+func (o *serverOptions) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&o.dataDir, "data", "./ferry-data", "data directory (SQLite database, lock file)")
+	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:7420", "address the HTTP API listens on")
+	cmd.Flags().DurationVar(&o.shutdownGrace, "shutdown-grace", engine.DefaultShutdownGrace,
+		"on SIGTERM/SIGINT, how long running steps may finish before they are interrupted (resumed on next start)")
+	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+func newServerCommand(_ *globals) *cobra.Command {
+	var o serverOptions
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the Ferry server: HTTP API and promotion engine on embedded SQLite",
+		Long: `Run the Ferry server: the HTTP API and the promotion engine, on an embedded
+SQLite database in the data directory. On start it resumes every unfinished
+promotion. SIGTERM or SIGINT shut it down gracefully: running steps get
+--shutdown-grace to finish, then are interrupted and resumed on the next start.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			srv, err := startServer(ctx, o, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "ferry server listening on http://%s (data: %s)\n", srv.addr, o.dataDir)
+			<-ctx.Done()
+			return srv.stop()
+		},
+	}
+	o.addFlags(cmd)
+	return cmd
+}
+
+// server is a running Ferry server.
+type server struct {
+	addr   string
+	log    *slog.Logger
+	engine *engine.Engine
+	http   *http.Server
+	store  *sqlite.Store
+	lock   *os.File
+	served chan error
+}
+
+// startServer opens the store, resumes the engine and starts serving the API.
+func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*server, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	lock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{log: log, lock: lock, served: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	if s.store, err = sqlite.Open(ctx, filepath.Join(o.dataDir, "ferry.db")); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	base := append(os.Environ(), o.extraEnv...)
+	s.engine, err = engine.New(engine.Config{
+		Store: s.store,
+		Drivers: map[string]step.Driver{
+			"exec": &stepexec.Driver{Environ: base},
+			"http": &stephttp.Driver{},
+		},
+		Reaper:        stepexec.Reap,
+		Logger:        log,
+		ShutdownGrace: o.shutdownGrace,
+		BaseEnv:       base,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.engine.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		s.engine.Stop()
+		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	s.addr = ln.Addr().String()
+	s.http = &http.Server{
+		Handler: api.New(api.Config{
+			Service: s.engine, Store: s.store, Logger: log, Version: version,
+			Ready: s.store.Ping,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	go func() { s.served <- s.http.Serve(ln) }()
+	log.Info("ferry server started", "addr", s.addr, "data", o.dataDir, "version", version)
+	ok = true
+	return s, nil
+}
+
+// stop stops accepting requests, lets in-flight ones finish, then stops the
+// engine (running steps get the shutdown grace) and closes the store.
+func (s *server) stop() error {
+	s.log.Info("shutting down")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	if serr := <-s.served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	s.engine.Stop()
+	s.close()
+	s.log.Info("stopped")
+	return err
+}
+
+func (s *server) close() {
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Error("close store", "err", err)
+		}
+	}
+	if s.lock != nil {
+		_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+		s.lock.Close()
+	}
+}
+
+// lockDataDir takes an exclusive lock on the data directory so that two
+// servers never drive the same SQLite store.
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "ferry.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data directory %s is in use by another ferry server", dir)
+		}
+		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteString(fmt.Sprintf("%d\n", os.Getpid()))
+	return f, nil
+}

@@ -1,0 +1,536 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/ferry-dev/ferry/internal/promotion"
+)
+
+// object is a JSON object of the OpenAPI document.
+type object = map[string]any
+
+// openAPIDocument returns the OpenAPI 3.1 description of every route in the
+// route table. openapi_test.go checks that the two agree.
+func openAPIDocument(version string) object {
+	return object{
+		"openapi": "3.1.0",
+		"info": object{
+			"title":   "Ferry API",
+			"version": version,
+			"description": "Ferry moves immutable releases through a pipeline of environments. " +
+				"Errors are RFC 9457 problem details (application/problem+json). Every POST accepts an " +
+				"Idempotency-Key header; a repeated request with the same key replays the first response.",
+		},
+		"paths": object{
+			"/healthz": object{
+				"get": operation{id: "health", summary: "Report that the process serves HTTP",
+					tag: "server", text: true}.build(),
+			},
+			"/readyz": object{
+				"get": operation{id: "ready", summary: "Report whether the server is ready to serve",
+					tag: "server", text: true, errors: []int{503}}.build(),
+			},
+			"/api/v1/openapi.json": object{
+				"get": operation{id: "openapi", summary: "This OpenAPI document", tag: "server",
+					ok: object{"200": jsonResponse("The OpenAPI document.", object{"type": "object"})}}.build(),
+			},
+			"/api/v1/pipelines": object{
+				"post": operation{id: "applyPipeline", tag: "pipelines",
+					summary: "Apply a pipeline's YAML",
+					description: "Parses and validates the YAML and stores it as the pipeline's next revision. " +
+						"Validation errors come back as a 400 problem whose errors list each one with file, line and column.",
+					body: "ApplyRequest",
+					ok: object{
+						"201": jsonResponse("A new revision was created.", schemaRef("ApplyResult")),
+						"200": jsonResponse("The source equals the latest revision; nothing changed.", schemaRef("ApplyResult")),
+					},
+					errors: []int{400}}.build(),
+				"get": operation{id: "listPipelines", tag: "pipelines", summary: "List pipelines with their latest revision",
+					ok: object{"200": jsonResponse("The pipelines, by name.", arrayOf(schemaRef("PipelineSummary")))}}.build(),
+			},
+			"/api/v1/pipelines/{name}": object{
+				"get": operation{id: "getPipeline", tag: "pipelines", summary: "Get a revision of a pipeline",
+					params: []object{paramRef("name"),
+						queryParam("revision", intSchema(1), "Revision number; defaults to the latest.")},
+					ok:     object{"200": jsonResponse("The revision.", schemaRef("Revision"))},
+					errors: []int{400, 404}}.build(),
+			},
+			"/api/v1/pipelines/{name}/status": object{
+				"get": operation{id: "getStatus", tag: "pipelines", summary: "Get the status of every environment of a pipeline",
+					params: []object{paramRef("name")},
+					ok:     object{"200": jsonResponse("The status.", schemaRef("Status"))},
+					errors: []int{404}}.build(),
+			},
+			"/api/v1/pipelines/{name}/history": object{
+				"get": operation{id: "getHistory", tag: "pipelines", summary: "List a pipeline's promotions, newest first",
+					params: []object{paramRef("name"),
+						queryParam("environment", stringSchema(), "Only promotions into this environment."),
+						paramRef("limit")},
+					ok:     object{"200": jsonResponse("The promotions.", arrayOf(schemaRef("Promotion")))},
+					errors: []int{400, 404}}.build(),
+			},
+			"/api/v1/pipelines/{name}/releases": object{
+				"post": operation{id: "createRelease", tag: "releases",
+					summary: "Create a release of a pipeline",
+					description: "Releases are immutable: creating an identical release again answers 200 with the stored one; " +
+						"the same version with other content is refused with 409, naming the difference.",
+					params: []object{paramRef("name")},
+					body:   "CreateReleaseRequest",
+					ok: object{
+						"201": jsonResponse("The release was created.", schemaRef("Release")),
+						"200": jsonResponse("An identical release with this version exists.", schemaRef("Release")),
+					},
+					errors: []int{400, 404, 409}}.build(),
+				"get": operation{id: "listReleases", tag: "releases", summary: "List a pipeline's releases, newest first",
+					params: []object{paramRef("name"), paramRef("limit")},
+					ok:     object{"200": jsonResponse("The releases.", arrayOf(schemaRef("Release")))},
+					errors: []int{400, 404}}.build(),
+			},
+			"/api/v1/pipelines/{name}/releases/{version}": object{
+				"get": operation{id: "getRelease", tag: "releases", summary: "Get a release by version",
+					params: []object{paramRef("name"), paramRef("version")},
+					ok:     object{"200": jsonResponse("The release.", schemaRef("Release"))},
+					errors: []int{404}}.build(),
+			},
+			"/api/v1/promotions": object{
+				"post": operation{id: "promote", tag: "promotions", summary: "Promote a release into an environment",
+					body:   "PromoteRequest",
+					ok:     object{"201": jsonResponse("The promotion was created.", schemaRef("Promotion"))},
+					errors: []int{400, 404, 409, 422}}.build(),
+				"get": operation{id: "listPromotions", tag: "promotions", summary: "List promotions, newest first",
+					params: []object{
+						queryParam("pipeline", stringSchema(), "Only promotions of this pipeline."),
+						queryParam("environment", stringSchema(), "Only promotions into this environment."),
+						{
+							"name": "state", "in": "query", "style": "form", "explode": true,
+							"description": "Only promotions in these states; repeat the parameter or separate states with commas.",
+							"schema":      arrayOf(schemaRef("State")),
+						},
+						queryParam("active", object{"type": "boolean"}, "Only promotions that have not ended."),
+						queryParam("release", stringSchema(), "Only promotions of this release version; needs pipeline."),
+						paramRef("limit"),
+					},
+					ok:     object{"200": jsonResponse("The promotions.", arrayOf(schemaRef("Promotion")))},
+					errors: []int{400}}.build(),
+			},
+			"/api/v1/promotions/{id}": object{
+				"get": operation{id: "getPromotion", tag: "promotions", summary: "Get a promotion, optionally waiting for a change",
+					description: "With waitVersion=N the request waits until the promotion's version exceeds N or the timeout " +
+						"passes, then returns the promotion as it is. Clients follow a promotion by passing the version they saw.",
+					params: []object{paramRef("id"),
+						queryParam("waitVersion", int64Schema(0), "Wait until the promotion's version exceeds this."),
+						queryParam("timeout", object{"type": "string", "default": DefaultWaitTimeout.String(), "examples": []any{"30s"}},
+							fmt.Sprintf("How long to wait: a duration such as 30s, or seconds. At most %s; needs waitVersion.", MaxWaitTimeout)),
+					},
+					ok:     object{"200": jsonResponse("The promotion.", schemaRef("Promotion"))},
+					errors: []int{400, 404}}.build(),
+			},
+			"/api/v1/promotions/{id}/logs": object{
+				"get": operation{id: "getLogs", tag: "promotions", summary: "Get the output of a promotion's steps",
+					params: []object{paramRef("id")},
+					ok:     object{"200": jsonResponse("The log chunks in order.", arrayOf(schemaRef("LogChunk")))},
+					errors: []int{404}}.build(),
+			},
+			"/api/v1/promotions/{id}/abort": object{
+				"post": operation{id: "abortPromotion", tag: "promotions", summary: "Abort a promotion that has not ended",
+					params: []object{paramRef("id")},
+					body:   "AbortRequest",
+					ok:     object{"200": jsonResponse("The promotion after the abort was recorded.", schemaRef("Promotion"))},
+					errors: []int{400, 404, 409, 422}}.build(),
+			},
+			"/api/v1/rollbacks": object{
+				"post": operation{id: "rollback", tag: "promotions", summary: "Roll an environment back to an earlier release",
+					body:   "RollbackRequest",
+					ok:     object{"201": jsonResponse("The rollback promotion was created.", schemaRef("Promotion"))},
+					errors: []int{400, 404, 409, 422}}.build(),
+			},
+			"/api/v1/audit": object{
+				"get": operation{id: "listAudit", tag: "audit", summary: "List audit events in sequence order",
+					params: []object{
+						queryParam("promotion", stringSchema(), "Only events of this promotion ID."),
+						queryParam("actor", stringSchema(), "Only events by this actor."),
+						queryParam("action", stringSchema(), "Only events with this action, such as promotion.transition."),
+						queryParam("since", object{"type": "string", "format": "date-time"}, "Only events at or after this RFC 3339 time."),
+						queryParam("after", int64Schema(0), "Only events with a sequence number above this; pass the last seq seen to page."),
+						paramRef("limit"),
+					},
+					ok:     object{"200": jsonResponse("The events.", arrayOf(schemaRef("AuditEvent")))},
+					errors: []int{400}}.build(),
+			},
+		},
+		"components": object{
+			"parameters": object{
+				"name":    pathParam("name", "The pipeline's name."),
+				"version": pathParam("version", "The release's version."),
+				"id":      pathParam("id", "The promotion's ID."),
+				"limit": queryParam("limit",
+					object{"type": "integer", "minimum": 1, "maximum": MaxLimit, "default": DefaultLimit},
+					"The largest number of items to return."),
+				"actor": object{
+					"name": HeaderActor, "in": "header", "schema": stringSchema(),
+					"description": fmt.Sprintf("Who makes the request; defaults to %q.", DefaultActor),
+				},
+				"idempotencyKey": object{
+					"name": HeaderIdempotencyKey, "in": "header",
+					"schema": object{"type": "string", "maxLength": MaxIdempotencyKeyLength},
+					"description": "Makes the request safe to retry: a repeat with the same key, actor, path and body " +
+						"replays the first response; the same key with another request is refused with 422.",
+				},
+			},
+			"headers": object{
+				"replayed": object{
+					"description": "true when the response is the stored response to an earlier request with the same Idempotency-Key.",
+					"schema":      object{"type": "string", "enum": []any{"true"}},
+				},
+			},
+			"responses": object{
+				"Problem": object{
+					"description": "An error, as an RFC 9457 problem detail.",
+					"content":     object{problemContentType: object{"schema": schemaRef("Problem")}},
+				},
+			},
+			"schemas": schemas(),
+		},
+	}
+}
+
+// operation describes one route for the document.
+type operation struct {
+	id, tag, summary, description string
+	params                        []object
+	// body names the schema of a JSON request body; empty for none.
+	body string
+	// ok holds the success responses by status.
+	ok object
+	// text marks a route that answers 200 text/plain.
+	text bool
+	// errors lists the problem statuses the route documents besides the default.
+	errors []int
+}
+
+func (o operation) build() object {
+	out := object{"operationId": o.id, "summary": o.summary, "tags": []any{o.tag}}
+	if o.description != "" {
+		out["description"] = o.description
+	}
+	params := append([]object(nil), o.params...)
+	responses := object{}
+	for status, resp := range o.ok {
+		responses[status] = resp
+	}
+	if o.text {
+		responses["200"] = object{
+			"description": "OK.",
+			"content":     object{"text/plain": object{"schema": object{"type": "string", "examples": []any{"ok"}}}},
+		}
+	}
+	if o.body != "" {
+		params = append(params, paramRef("actor"), paramRef("idempotencyKey"))
+		out["requestBody"] = object{
+			"required": true,
+			"content":  object{"application/json": object{"schema": schemaRef(o.body)}},
+		}
+		for _, resp := range o.ok {
+			resp.(object)["headers"] = object{HeaderReplayed: object{"$ref": "#/components/headers/replayed"}}
+		}
+		// Every body can be too large and every key can be reused for another request.
+		o.errors = append(o.errors, http.StatusRequestEntityTooLarge, http.StatusUnprocessableEntity)
+	}
+	for _, status := range o.errors {
+		responses[strconv.Itoa(status)] = object{"$ref": "#/components/responses/Problem"}
+	}
+	responses["default"] = object{"$ref": "#/components/responses/Problem"}
+	if len(params) > 0 {
+		ps := make([]any, len(params))
+		for i, p := range params {
+			ps[i] = p
+		}
+		out["parameters"] = ps
+	}
+	out["responses"] = responses
+	return out
+}
+
+func schemaRef(name string) object { return object{"$ref": "#/components/schemas/" + name} }
+
+func paramRef(name string) object { return object{"$ref": "#/components/parameters/" + name} }
+
+func jsonResponse(description string, schema object) object {
+	return object{
+		"description": description,
+		"content":     object{"application/json": object{"schema": schema}},
+	}
+}
+
+func pathParam(name, description string) object {
+	return object{"name": name, "in": "path", "required": true, "schema": stringSchema(), "description": description}
+}
+
+func queryParam(name string, schema object, description string) object {
+	return object{"name": name, "in": "query", "schema": schema, "description": description}
+}
+
+func stringSchema() object { return object{"type": "string"} }
+
+func intSchema(minimum int) object { return object{"type": "integer", "minimum": minimum} }
+
+func int64Schema(minimum int) object {
+	return object{"type": "integer", "format": "int64", "minimum": minimum}
+}
+
+func arrayOf(items object) object { return object{"type": "array", "items": items} }
+
+func nullable(s object) object { return object{"oneOf": []any{s, object{"type": "null"}}} }
+
+func dateTime() object { return object{"type": "string", "format": "date-time"} }
+
+func described(s object, description string) object {
+	out := object{"description": description}
+	for k, v := range s {
+		out[k] = v
+	}
+	return out
+}
+
+// structSchema returns an object schema with the given properties, refusing
+// others when closed (request bodies are decoded strictly).
+func structSchema(required []string, closed bool, props object) object {
+	out := object{"type": "object", "properties": props}
+	if len(required) > 0 {
+		req := make([]any, len(required))
+		for i, r := range required {
+			req[i] = r
+		}
+		out["required"] = req
+	}
+	if closed {
+		out["additionalProperties"] = false
+	}
+	return out
+}
+
+func enum[T ~string](values ...T) object {
+	vs := make([]any, len(values))
+	for i, v := range values {
+		vs[i] = string(v)
+	}
+	return object{"type": "string", "enum": vs}
+}
+
+// schemas returns the document's component schemas. openapi_test.go checks
+// that each one has the JSON fields of the Go type it describes.
+func schemas() object {
+	stringMap := object{"type": "object", "additionalProperties": stringSchema()}
+	stepSpec := structSchema([]string{"name"}, false, object{
+		"name": stringSchema(),
+		"exec": structSchema(nil, false, object{
+			"run":     described(stringSchema(), "A shell script run with /bin/sh -c."),
+			"command": arrayOf(stringSchema()),
+			"env":     stringMap,
+			"workdir": stringSchema(),
+			"timeout": described(stringSchema(), "A Go duration such as 5m."),
+		}),
+		"http": structSchema([]string{"url"}, false, object{
+			"method":       stringSchema(),
+			"url":          stringSchema(),
+			"headers":      stringMap,
+			"body":         stringSchema(),
+			"expectStatus": object{"type": "integer"},
+			"timeout":      described(stringSchema(), "A Go duration such as 30s."),
+		}),
+		"retries":   object{"type": "integer", "minimum": 0},
+		"backoff":   described(stringSchema(), "A Go duration; doubles per retry."),
+		"secretEnv": arrayOf(stringSchema()),
+	})
+	return object{
+		"State": described(enum(promotion.States...), "The lifecycle state of a promotion."),
+		"Kind":  enum(promotion.KindPromote, promotion.KindRollback),
+		"Phase": enum(promotion.PhaseDeploy, promotion.PhaseVerify, promotion.PhaseRollback),
+		"Problem": structSchema([]string{"type", "title", "status", "code"}, false, object{
+			"type":     described(object{"type": "string", "format": "uri"}, "Identifies the kind of problem; its address documents it."),
+			"title":    stringSchema(),
+			"status":   object{"type": "integer"},
+			"detail":   described(stringSchema(), "What went wrong with this request, in words."),
+			"instance": described(stringSchema(), "The request path."),
+			"code": described(enum(codeInvalid, codeNotFound, codeConflict, codePrecondition, codeUnavailable,
+				codeNoRoute, codeMethodNotAllowed, codeTooLarge, codeIdempotencyMismatch, codeInternal),
+				"A stable code to branch on."),
+			"errors":  described(arrayOf(schemaRef("ValidationError")), "The individual problems, such as each validation error of a pipeline."),
+			"details": described(object{"type": "object"}, "Other facts about the problem for machines, such as the upstream environments a release is missing."),
+		}),
+		"ValidationError": structSchema([]string{"message"}, false, object{
+			"file":    stringSchema(),
+			"line":    object{"type": "integer"},
+			"column":  object{"type": "integer"},
+			"field":   described(stringSchema(), "The path of the offending field, such as environments[1].steps[0].exec."),
+			"message": stringSchema(),
+		}),
+		"ApplyRequest": structSchema([]string{"source"}, true, object{
+			"filename": described(stringSchema(), "The file the source came from; errors cite it."),
+			"source":   described(stringSchema(), "The pipeline's YAML."),
+		}),
+		"ApplyResult": structSchema([]string{"pipeline", "revision", "digest", "created"}, false, object{
+			"pipeline": stringSchema(),
+			"revision": object{"type": "integer"},
+			"digest":   stringSchema(),
+			"created":  described(object{"type": "boolean"}, "False when the source equalled the latest revision."),
+		}),
+		"PipelineSummary": structSchema([]string{"name", "revision", "digest", "environments", "updatedAt"}, false, object{
+			"name":         stringSchema(),
+			"revision":     object{"type": "integer"},
+			"digest":       stringSchema(),
+			"environments": arrayOf(stringSchema()),
+			"updatedAt":    dateTime(),
+		}),
+		"Revision": structSchema([]string{"pipeline", "number", "digest", "spec", "createdAt"}, false, object{
+			"pipeline":  stringSchema(),
+			"number":    object{"type": "integer", "minimum": 1},
+			"digest":    described(stringSchema(), "sha256 of the canonical JSON of the spec."),
+			"spec":      schemaRef("PipelineSpec"),
+			"source":    described(stringSchema(), "The YAML as applied."),
+			"createdAt": dateTime(),
+			"createdBy": stringSchema(),
+		}),
+		"PipelineSpec": structSchema([]string{"name", "environments"}, false, object{
+			"name":         stringSchema(),
+			"environments": arrayOf(schemaRef("EnvironmentSpec")),
+		}),
+		"EnvironmentSpec": structSchema([]string{"name"}, false, object{
+			"name":        stringSchema(),
+			"after":       arrayOf(stringSchema()),
+			"autoPromote": object{"type": "boolean"},
+			"steps":       arrayOf(stepSpec),
+			"verify":      arrayOf(stepSpec),
+			"rollback":    structSchema(nil, false, object{"automatic": object{"type": "boolean"}}),
+		}),
+		"Status": structSchema([]string{"pipeline", "revision", "environments"}, false, object{
+			"pipeline":     stringSchema(),
+			"revision":     object{"type": "integer"},
+			"environments": arrayOf(schemaRef("EnvironmentStatus")),
+		}),
+		"EnvironmentStatus": structSchema([]string{"name", "after", "autoPromote", "current", "active", "queued", "last"}, false, object{
+			"name":        stringSchema(),
+			"after":       arrayOf(stringSchema()),
+			"autoPromote": object{"type": "boolean"},
+			"current":     described(nullable(schemaRef("ReleaseRef")), "The release running there now."),
+			"deployedAt":  dateTime(),
+			"active":      described(nullable(schemaRef("PromotionRef")), "The promotion holding the environment."),
+			"queued":      described(arrayOf(schemaRef("PromotionRef")), "Promotions waiting for the environment, oldest first."),
+			"last":        described(nullable(schemaRef("PromotionRef")), "The most recent finished promotion."),
+		}),
+		"ReleaseRef": structSchema([]string{"id", "version"}, false, object{
+			"id":      stringSchema(),
+			"version": stringSchema(),
+		}),
+		"PromotionRef": structSchema([]string{"id", "state", "kind", "release"}, false, object{
+			"id":      stringSchema(),
+			"state":   schemaRef("State"),
+			"kind":    schemaRef("Kind"),
+			"release": schemaRef("ReleaseRef"),
+		}),
+		"Artifact": structSchema([]string{"name", "uri", "digest"}, true, object{
+			"name":   described(stringSchema(), "Identifies the artifact within its release."),
+			"uri":    described(stringSchema(), "Locates the artifact, without its digest."),
+			"digest": object{"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"},
+		}),
+		"CreateReleaseRequest": structSchema([]string{"version", "artifacts"}, true, object{
+			"version":   stringSchema(),
+			"artifacts": object{"type": "array", "minItems": 1, "items": schemaRef("Artifact")},
+			"commit":    stringSchema(),
+			"source":    described(stringSchema(), "Where the source lives, such as a repository URL."),
+			"buildUrl":  stringSchema(),
+			"labels":    stringMap,
+		}),
+		"Release": structSchema([]string{"id", "pipeline", "version", "artifacts", "createdAt"}, false, object{
+			"id":        stringSchema(),
+			"pipeline":  stringSchema(),
+			"version":   stringSchema(),
+			"artifacts": arrayOf(schemaRef("Artifact")),
+			"commit":    stringSchema(),
+			"source":    stringSchema(),
+			"buildUrl":  stringSchema(),
+			"labels":    stringMap,
+			"createdAt": dateTime(),
+			"createdBy": stringSchema(),
+		}),
+		"PromoteRequest": structSchema([]string{"pipeline", "release", "environment"}, true, object{
+			"pipeline":    stringSchema(),
+			"release":     described(stringSchema(), "The release's version."),
+			"environment": stringSchema(),
+			"reason":      stringSchema(),
+			"force":       described(object{"type": "boolean"}, "Override the upstream requirement; needs a reason and is recorded."),
+		}),
+		"RollbackRequest": structSchema([]string{"pipeline", "environment", "reason"}, true, object{
+			"pipeline":    stringSchema(),
+			"environment": stringSchema(),
+			"to":          described(stringSchema(), "The version to restore; defaults to the release deployed before the current one."),
+			"reason":      stringSchema(),
+		}),
+		"AbortRequest": structSchema([]string{"reason"}, true, object{
+			"reason": stringSchema(),
+		}),
+		"Promotion": structSchema([]string{"id", "pipeline", "environment", "kind", "state", "release", "revision",
+			"actor", "forced", "steps", "createdAt", "finishedAt", "updatedAt", "version"}, false, object{
+			"id":          stringSchema(),
+			"pipeline":    stringSchema(),
+			"environment": stringSchema(),
+			"kind":        schemaRef("Kind"),
+			"state":       schemaRef("State"),
+			"release":     schemaRef("ReleaseRef"),
+			"rollbackTo":  described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
+			"revision":    described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
+			"reason":      stringSchema(),
+			"actor":       stringSchema(),
+			"forced":      object{"type": "boolean"},
+			"message":     described(stringSchema(), "Explains the current state."),
+			"steps":       arrayOf(schemaRef("Step")),
+			"transitions": arrayOf(schemaRef("Transition")),
+			"createdAt":   dateTime(),
+			"startedAt":   dateTime(),
+			"finishedAt":  nullable(dateTime()),
+			"updatedAt":   dateTime(),
+			"wakeAt":      described(dateTime(), "When a waiting promotion continues."),
+			"version":     described(object{"type": "integer", "format": "int64"}, "Increases with every change; pass it as waitVersion to wait for the next."),
+		}),
+		"Step": structSchema([]string{"name", "phase", "index", "state", "attempts", "exitCode"}, false, object{
+			"name":       stringSchema(),
+			"phase":      schemaRef("Phase"),
+			"index":      object{"type": "integer"},
+			"state":      described(stringSchema(), "The state of the latest attempt (running, succeeded, failed, interrupted, aborted), or pending."),
+			"attempts":   object{"type": "integer"},
+			"exitCode":   described(nullable(object{"type": "integer"}), "The exit code of the latest attempt of an exec step."),
+			"error":      stringSchema(),
+			"startedAt":  dateTime(),
+			"finishedAt": dateTime(),
+		}),
+		"Transition": structSchema([]string{"from", "to", "actor", "at"}, false, object{
+			"from":   schemaRef("State"),
+			"to":     schemaRef("State"),
+			"reason": stringSchema(),
+			"actor":  stringSchema(),
+			"at":     dateTime(),
+		}),
+		"LogChunk": structSchema([]string{"phase", "step", "index", "attempt", "at", "text"}, false, object{
+			"phase":   schemaRef("Phase"),
+			"step":    stringSchema(),
+			"index":   object{"type": "integer"},
+			"attempt": object{"type": "integer"},
+			"at":      dateTime(),
+			"text":    stringSchema(),
+		}),
+		"AuditEvent": structSchema([]string{"seq", "time", "actor", "action", "subject"}, false, object{
+			"seq":         object{"type": "integer", "format": "int64"},
+			"time":        dateTime(),
+			"actor":       stringSchema(),
+			"action":      described(stringSchema(), "The change, such as pipeline.apply or promotion.transition."),
+			"subject":     described(stringSchema(), "What changed, such as pipeline/shop."),
+			"promotionId": stringSchema(),
+			"reason":      stringSchema(),
+			"details":     described(object{"type": "object"}, "Action-specific facts."),
+			"prevHash":    stringSchema(),
+			"hash":        stringSchema(),
+		}),
+	}
+}

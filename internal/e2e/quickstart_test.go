@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/promotion"
+)
+
+// TestQuickstartUp runs the README's main command (`ferry up`), follows the
+// walkthrough it prints — promote to prod, ship a bad release that is rolled
+// back — and stops it with SIGINT.
+func TestQuickstartUp(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	up := exec.Command(ferryBin, "up", "--data", filepath.Join(dir, "data"), "--listen", addr)
+	up.Dir = dir
+	up.Env = append(os.Environ(), raceEnv)
+	stdout, err := up.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	up.Stderr = logs
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var out strings.Builder
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Press Ctrl-C") && !signalled {
+				signalled = true
+				close(ready)
+			}
+		}
+		_ = up.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = up.Process.Kill()
+		<-exited
+	})
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatalf("ferry up exited:\n%s\n%s", out.String(), logs.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("ferry up not ready after 2 minutes:\n%s", logs.String())
+	}
+	text := out.String()
+	for _, w := range []string{"dev      1.0.0: succeeded", "staging  1.0.0: succeeded", "ferry promote --pipeline quickstart"} {
+		if !strings.Contains(text, w) {
+			t.Fatalf("ferry up output lacks %q:\n%s", w, text)
+		}
+	}
+	if body := httpGet(t, "http://127.0.0.1:18082/"); !strings.Contains(body, "release 1.0.0") {
+		t.Fatalf("staging demo app says %q", body)
+	}
+
+	s := &server{t: t, addr: addr}
+	r := s.ferry("promote", "--pipeline", "quickstart", "--release", "1.0.0", "--to", "prod", "--reason", "first prod release", "--wait")
+	if r.code != 0 {
+		t.Fatalf("promote to prod: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s.must("release", "create", "--pipeline", "quickstart", "--version", "1.2.0-bad", "--artifact", "app=example.com/quickstart/app@"+digest("bad"))
+	r = s.ferry("promote", "--pipeline", "quickstart", "--release", "1.2.0-bad", "--to", "dev", "--wait")
+	if r.code != 3 {
+		t.Fatalf("promote of the bad release: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	dev := s.promotions("--pipeline", "quickstart", "--env", "dev", "--limit", "1")[0]
+	if dev.State != promotion.RolledBack {
+		t.Fatalf("bad release in dev: %s, want rolled_back", dev.State)
+	}
+	if body := httpGet(t, "http://127.0.0.1:18081/"); !strings.Contains(body, "release 1.0.0") {
+		t.Fatalf("dev demo app after rollback says %q", body)
+	}
+
+	_ = up.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ferry up did not stop on SIGINT")
+	}
+	if _, err := http.Get("http://127.0.0.1:18081/"); err == nil {
+		t.Fatal("the dev demo app still serves after ferry up stopped")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "ferry.db")); err != nil {
+		t.Fatalf("no database in the data directory: %v", err)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestBenchReportsFigures runs a small `ferry bench` and checks that its JSON
+// holds coherent figures (the targets themselves are recorded in
+// docs/benchmarks.md, not asserted on a noisy machine).
+func TestBenchReportsFigures(t *testing.T) {
+	cmd := exec.Command(ferryBin, "bench", "-n", "30", "-c", "2", "-o", "json")
+	cmd.Env = append(os.Environ(), raceEnv)
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ferry bench: %v\n%s", err, b)
+	}
+	var r struct {
+		Promotions                           int
+		PromotionsPerSec, TransitionsPerSec  float64
+		RawCommitsPerSec, CommitRatio        float64
+		ReadyToStartP50Ms, ReadyToStartP99Ms float64
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	if r.Promotions != 30 || r.PromotionsPerSec <= 0 || r.RawCommitsPerSec <= 0 {
+		t.Fatalf("bench figures: %+v", r)
+	}
+	// Each promotion makes 4 transitions (queued→gating→deploying→verifying→succeeded).
+	if ratio := r.TransitionsPerSec / r.PromotionsPerSec; ratio < 3.9 || ratio > 4.1 {
+		t.Fatalf("transitions per promotion = %.2f, want 4", ratio)
+	}
+	if d := r.CommitRatio - r.TransitionsPerSec/r.RawCommitsPerSec; d > 1e-9 || d < -1e-9 {
+		t.Fatalf("commitRatio %.4f is not transitions/s ÷ raw commits/s", r.CommitRatio)
+	}
+	if r.ReadyToStartP50Ms <= 0 || r.ReadyToStartP99Ms < r.ReadyToStartP50Ms {
+		t.Fatalf("latency percentiles: p50 %.3f p99 %.3f", r.ReadyToStartP50Ms, r.ReadyToStartP99Ms)
+	}
+}
