@@ -97,7 +97,7 @@ func (b *testBundle) release(t *testing.T, pipelineName, version string) *releas
 }
 
 func digest(s string) string {
-	return "sha256:" + strings.Repeat(fmt.Sprintf("%x", len(s)%16), 48) + fmt.Sprintf("%016x", []byte(s+"        ")[:8])
+	return "sha256:" + strings.Repeat(fmt.Sprintf("%x", len(s)%16), 48) + fmt.Sprintf("%016x", []byte(s + "        ")[:8])
 }
 
 func (b *testBundle) promote(t *testing.T, pipelineName, version, env string) *view.Promotion {
