@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type benchOptions struct {
 	promotions  int
 	concurrency int
 	dataDir     string
+	cpuProfile  string
 }
 
 // benchResult is what `ferry bench -o json` prints.
@@ -64,6 +66,17 @@ run (before and after, averaged), with the ratio transitions/s ÷ commits/s.`,
 			if o.promotions < 3 || o.concurrency < 1 {
 				return usageErrorf("-n must be at least 3 and -c at least 1")
 			}
+			if o.cpuProfile != "" {
+				f, err := os.Create(o.cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := runBench(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -73,6 +86,7 @@ run (before and after, averaged), with the ratio transitions/s ÷ commits/s.`,
 	}
 	cmd.Flags().IntVarP(&o.promotions, "promotions", "n", 300, "number of promotions (rounded up to whole releases: 3 per release)")
 	cmd.Flags().IntVarP(&o.concurrency, "concurrency", "c", 4, "pipelines driven in parallel")
+	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 	cmd.Flags().StringVar(&o.dataDir, "data", "", "data directory of the store to measure (default: a temporary one, removed afterwards)")
 	return cmd
 }

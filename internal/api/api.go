@@ -110,7 +110,6 @@ type server struct {
 	log     *slog.Logger
 	maxBody int64
 	ready   func(context.Context) error
-	version string
 
 	openapi []byte
 	// paths matches request paths against the routes' path patterns only, to
@@ -134,7 +133,6 @@ func newServer(cfg Config) *server {
 		log:      cfg.Logger,
 		maxBody:  cfg.MaxBodyBytes,
 		ready:    cfg.Ready,
-		version:  cfg.Version,
 		paths:    http.NewServeMux(),
 		allowed:  map[string][]string{},
 		inflight: map[string]chan struct{}{},
@@ -148,10 +146,11 @@ func newServer(cfg Config) *server {
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
 	}
-	if s.version == "" {
-		s.version = "dev"
+	version := cfg.Version
+	if version == "" {
+		version = "dev"
 	}
-	doc, err := json.Marshal(openAPIDocument(s.version))
+	doc, err := json.Marshal(openAPIDocument(version))
 	if err != nil {
 		panic(fmt.Sprintf("api: marshal OpenAPI document: %v", err))
 	}

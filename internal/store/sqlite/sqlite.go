@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -50,6 +51,70 @@ type Store struct {
 	r *sql.DB
 	// now returns the current time; it stamps revisions stored without one.
 	now func() time.Time
+	// ws and rs cache prepared statements of w and r.
+	ws, rs *stmtCache
+}
+
+// stmtCache holds the statements prepared on one *sql.DB, by query text.
+// A statement is never prepared on the database while a transaction holds
+// a connection (with one write connection that would wait forever): a query
+// first seen inside a transaction is prepared on that transaction only, and
+// noted; warm prepares the noted queries before the next transaction begins.
+// The set of queries is fixed by the code, so the cache is bounded.
+type stmtCache struct {
+	db      *sql.DB
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt
+	pending map[string]bool
+}
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}, pending: map[string]bool{}}
+}
+
+// get returns the cached statement for query, or nil after noting it.
+func (c *stmtCache) get(query string) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.stmts[query]
+	if !ok {
+		c.pending[query] = true
+	}
+	return s
+}
+
+// warm prepares the queries noted since the last call. Call it while holding
+// no connection of the database.
+func (c *stmtCache) warm(ctx context.Context) {
+	c.mu.Lock()
+	var queries []string
+	for q := range c.pending {
+		queries = append(queries, q)
+		delete(c.pending, q)
+	}
+	c.mu.Unlock()
+	for _, q := range queries {
+		s, err := c.db.PrepareContext(ctx, q)
+		if err != nil {
+			continue // the query runs unprepared and reports its own error
+		}
+		c.mu.Lock()
+		if _, ok := c.stmts[q]; ok {
+			s.Close()
+		} else {
+			c.stmts[q] = s
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for q, s := range c.stmts {
+		s.Close()
+		delete(c.stmts, q)
+	}
 }
 
 // Open opens the SQLite database at path, creating the file if needed, and
@@ -68,7 +133,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{path: path, w: w, now: time.Now}
+	s := &Store{path: path, w: w, ws: newStmtCache(w), now: time.Now}
 	if err := s.checkJournalMode(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -89,7 +154,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(5 * time.Minute)
-	s.r = r
+	s.r, s.rs = r, newStmtCache(r)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -141,11 +206,12 @@ func (s *Store) checkJournalMode(ctx context.Context) error {
 // panics; the panic then continues). fn's error is returned as is.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return s.update(ctx, func(t *sql.Tx) error {
-		return fn(&tx{tx: t, now: s.now})
+		return fn(&tx{tx: t, stmts: s.ws, now: s.now})
 	})
 }
 
 func (s *Store) update(ctx context.Context, fn func(*sql.Tx) error) error {
+	s.ws.warm(ctx)
 	t, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", err)
@@ -170,12 +236,13 @@ func (s *Store) update(ctx context.Context, fn func(*sql.Tx) error) error {
 // does not wait for Update transactions, and does not see their uncommitted
 // writes. The write methods of its Tx fail.
 func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	s.rs.warm(ctx)
 	t, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("begin read transaction: %w", err)
 	}
 	defer func() { _ = t.Rollback() }()
-	return fn(&tx{tx: t, now: s.now, readOnly: true})
+	return fn(&tx{tx: t, stmts: s.rs, now: s.now, readOnly: true})
 }
 
 // BenchCommit durably commits one minimal write: it rewrites the single row
@@ -204,6 +271,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // to close checkpoints the write-ahead log into the database file.
 func (s *Store) Close() error {
 	var errs []error
+	if s.rs != nil {
+		s.rs.close()
+	}
+	s.ws.close()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

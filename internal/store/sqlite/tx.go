@@ -19,8 +19,45 @@ import (
 // tx implements store.Tx on one SQLite transaction.
 type tx struct {
 	tx       *sql.Tx
+	stmts    *stmtCache
 	now      func() time.Time
 	readOnly bool
+}
+
+// stmt returns query prepared on t's connection, from the cache of its
+// database once it has been seen: parsing SQL is a large share of the cost
+// of the engine's small transactions.
+func (t *tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s := t.stmts.get(query); s != nil {
+		return t.tx.StmtContext(ctx, s), nil
+	}
+	return t.tx.PrepareContext(ctx, query)
+}
+
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+// queryRow is QueryRowContext through the statement cache; a preparation
+// error surfaces from Scan.
+func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := t.stmt(ctx, query)
+	if err != nil {
+		return t.queryRow(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
 }
 
 var _ store.Tx = (*tx)(nil)
@@ -134,7 +171,7 @@ func (t *tx) PutRevision(ctx context.Context, rev *pipeline.Revision) (bool, err
 	if createdAt.IsZero() {
 		createdAt = t.now().UTC().Round(0)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.exec(ctx, `INSERT INTO revisions (`+revisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		rev.Pipeline, number, rev.Digest, string(spec), rev.Source, encTime(createdAt), rev.CreatedBy)
 	if isUnique(err) {
 		return false, fmt.Errorf("put revision %d of pipeline %s: %w", number, rev.Pipeline, store.ErrConflict)
@@ -150,10 +187,10 @@ func (t *tx) PutRevision(ctx context.Context, rev *pipeline.Revision) (bool, err
 func (t *tx) Revision(ctx context.Context, name string, number int) (*pipeline.Revision, error) {
 	var row *sql.Row
 	if number == 0 {
-		row = t.tx.QueryRowContext(ctx, `SELECT `+revisionColumns+` FROM revisions
+		row = t.queryRow(ctx, `SELECT `+revisionColumns+` FROM revisions
 			WHERE pipeline = ? ORDER BY number DESC LIMIT 1`, name)
 	} else {
-		row = t.tx.QueryRowContext(ctx, `SELECT `+revisionColumns+` FROM revisions
+		row = t.queryRow(ctx, `SELECT `+revisionColumns+` FROM revisions
 			WHERE pipeline = ? AND number = ?`, name, number)
 	}
 	r, err := scanRevision(row)
@@ -170,7 +207,7 @@ func (t *tx) Revision(ctx context.Context, name string, number int) (*pipeline.R
 }
 
 func (t *tx) Pipelines(ctx context.Context) ([]pipeline.Revision, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+revisionColumns+` FROM revisions AS r
+	rows, err := t.query(ctx, `SELECT `+revisionColumns+` FROM revisions AS r
 		WHERE number = (SELECT MAX(number) FROM revisions WHERE pipeline = r.pipeline)
 		ORDER BY pipeline`)
 	if err != nil {
@@ -240,7 +277,7 @@ func (t *tx) InsertRelease(ctx context.Context, r *release.Release) error {
 		}
 		labels = string(b)
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Pipeline, r.Version, string(artifacts), r.Commit, r.Source, r.BuildURL, labels,
 		encTime(r.CreatedAt), r.CreatedBy)
 	if isUnique(err) {
@@ -254,7 +291,7 @@ func (t *tx) InsertRelease(ctx context.Context, r *release.Release) error {
 }
 
 func (t *tx) Release(ctx context.Context, pipelineName, version string) (*release.Release, error) {
-	r, err := scanRelease(t.tx.QueryRowContext(ctx, `SELECT `+releaseColumns+` FROM releases
+	r, err := scanRelease(t.queryRow(ctx, `SELECT `+releaseColumns+` FROM releases
 		WHERE pipeline = ? AND version = ?`, pipelineName, version))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("release %s of pipeline %s: %w", version, pipelineName, store.ErrNotFound)
@@ -266,7 +303,7 @@ func (t *tx) Release(ctx context.Context, pipelineName, version string) (*releas
 }
 
 func (t *tx) ReleaseByID(ctx context.Context, id string) (*release.Release, error) {
-	r, err := scanRelease(t.tx.QueryRowContext(ctx, `SELECT `+releaseColumns+` FROM releases WHERE id = ?`, id))
+	r, err := scanRelease(t.queryRow(ctx, `SELECT `+releaseColumns+` FROM releases WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("release %s: %w", id, store.ErrNotFound)
 	}
@@ -283,7 +320,7 @@ func (t *tx) Releases(ctx context.Context, pipelineName string, limit int) ([]re
 		q += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list releases of pipeline %s: %w", pipelineName, err)
 	}
@@ -381,7 +418,7 @@ func (t *tx) InsertPromotion(ctx context.Context, p *promotion.Promotion) error 
 	args := append([]any{p.ID}, promotionValues(p)...)
 	args = append(args, 1)
 	var seq int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO promotions (id, pipeline, environment, kind, release_id,
+	err := t.queryRow(ctx, `INSERT INTO promotions (id, pipeline, environment, kind, release_id,
 		release_version, revision, state, reason, actor, forced, rollback_id, rollback_version, cursor_phase,
 		cursor_index, cursor_attempt, cursor_failures, wake_at, message, created_at, updated_at, started_at,
 		finished_at, owner, lease_until, version)
@@ -403,7 +440,7 @@ func (t *tx) UpdatePromotion(ctx context.Context, p *promotion.Promotion) error 
 		return err
 	}
 	args := append(promotionValues(p), p.ID, p.Version)
-	res, err := t.tx.ExecContext(ctx, `UPDATE promotions SET pipeline = ?, environment = ?, kind = ?,
+	res, err := t.exec(ctx, `UPDATE promotions SET pipeline = ?, environment = ?, kind = ?,
 		release_id = ?, release_version = ?, revision = ?, state = ?, reason = ?, actor = ?, forced = ?,
 		rollback_id = ?, rollback_version = ?, cursor_phase = ?, cursor_index = ?, cursor_attempt = ?,
 		cursor_failures = ?, wake_at = ?, message = ?, created_at = ?, updated_at = ?, started_at = ?,
@@ -418,7 +455,7 @@ func (t *tx) UpdatePromotion(ctx context.Context, p *promotion.Promotion) error 
 	}
 	if n == 0 {
 		var stored int64
-		err := t.tx.QueryRowContext(ctx, `SELECT version FROM promotions WHERE id = ?`, p.ID).Scan(&stored)
+		err := t.queryRow(ctx, `SELECT version FROM promotions WHERE id = ?`, p.ID).Scan(&stored)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("update promotion %s: %w", p.ID, store.ErrNotFound)
 		}
@@ -433,7 +470,7 @@ func (t *tx) UpdatePromotion(ctx context.Context, p *promotion.Promotion) error 
 }
 
 func (t *tx) Promotion(ctx context.Context, id string) (*promotion.Promotion, error) {
-	p, err := scanPromotion(t.tx.QueryRowContext(ctx, `SELECT `+promotionColumns+` FROM promotions WHERE id = ?`, id))
+	p, err := scanPromotion(t.queryRow(ctx, `SELECT `+promotionColumns+` FROM promotions WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("promotion %s: %w", id, store.ErrNotFound)
 	}
@@ -495,7 +532,7 @@ func (t *tx) Promotions(ctx context.Context, f store.PromotionFilter) ([]promoti
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list promotions: %w", err)
 	}
@@ -521,7 +558,7 @@ func (t *tx) InsertDeployment(ctx context.Context, d *store.Deployment) error {
 		return err
 	}
 	var seq int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO deployments (pipeline, environment, release_id,
+	err := t.queryRow(ctx, `INSERT INTO deployments (pipeline, environment, release_id,
 		release_version, promotion_id, at) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
 		d.Pipeline, d.Environment, d.ReleaseID, d.ReleaseVersion, d.PromotionID, encTime(d.At)).Scan(&seq)
 	if err != nil {
@@ -539,7 +576,7 @@ func (t *tx) Deployments(ctx context.Context, pipelineName, env string, limit in
 		q += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deployments of %s/%s: %w", pipelineName, env, err)
 	}
@@ -615,7 +652,7 @@ func (t *tx) InsertStepRun(ctx context.Context, s *promotion.StepRun) error {
 	if err := t.writable("insert step run"); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO step_runs (`+stepRunColumns+`)
+	_, err := t.exec(ctx, `INSERT INTO step_runs (`+stepRunColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.PromotionID, string(s.Phase), s.Index, s.Attempt, s.Name, string(s.State), exitCodeValue(s.ExitCode),
 		s.Error, s.PID, int64(s.PIDStart), s.Owner, s.IdempotencyKey, encTime(s.StartedAt), encTimePtr(s.FinishedAt))
@@ -634,7 +671,7 @@ func (t *tx) UpdateStepRun(ctx context.Context, s *promotion.StepRun) error {
 	if err := t.writable("update step run"); err != nil {
 		return err
 	}
-	res, err := t.tx.ExecContext(ctx, `UPDATE step_runs SET name = ?, state = ?, exit_code = ?, error = ?,
+	res, err := t.exec(ctx, `UPDATE step_runs SET name = ?, state = ?, exit_code = ?, error = ?,
 		pid = ?, pid_start = ?, owner = ?, idempotency_key = ?, started_at = ?, finished_at = ?
 		WHERE promotion_id = ? AND phase = ? AND idx = ? AND attempt = ?`,
 		s.Name, string(s.State), exitCodeValue(s.ExitCode), s.Error, s.PID, int64(s.PIDStart), s.Owner,
@@ -654,7 +691,7 @@ func (t *tx) UpdateStepRun(ctx context.Context, s *promotion.StepRun) error {
 }
 
 func (t *tx) stepRuns(ctx context.Context, what, where string, args ...any) ([]promotion.StepRun, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT `+stepRunColumns+` FROM step_runs WHERE `+where+`
+	rows, err := t.query(ctx, `SELECT `+stepRunColumns+` FROM step_runs WHERE `+where+`
 		ORDER BY started_at, seq`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", what, err)
@@ -687,7 +724,7 @@ func (t *tx) AppendStepLog(ctx context.Context, c *store.LogChunk) error {
 		return err
 	}
 	var seq int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO step_logs (promotion_id, phase, idx, attempt, data, at)
+	err := t.queryRow(ctx, `INSERT INTO step_logs (promotion_id, phase, idx, attempt, data, at)
 		VALUES (?, ?, ?, ?, ?, ?) RETURNING seq`,
 		c.PromotionID, string(c.Phase), c.Index, c.Attempt, nullBytes(c.Data), encTime(c.At)).Scan(&seq)
 	if isForeignKey(err) {
@@ -701,7 +738,7 @@ func (t *tx) AppendStepLog(ctx context.Context, c *store.LogChunk) error {
 }
 
 func (t *tx) StepLogs(ctx context.Context, promotionID string) ([]store.LogChunk, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT seq, promotion_id, phase, idx, attempt, data, at FROM step_logs
+	rows, err := t.query(ctx, `SELECT seq, promotion_id, phase, idx, attempt, data, at FROM step_logs
 		WHERE promotion_id = ? ORDER BY seq`, promotionID)
 	if err != nil {
 		return nil, fmt.Errorf("list step logs of promotion %s: %w", promotionID, err)
@@ -742,7 +779,7 @@ func (t *tx) AppendAudit(ctx context.Context, e *audit.Event) error {
 		details = string(e.Details)
 	}
 	var seq int64
-	err := t.tx.QueryRowContext(ctx, `INSERT INTO audit_events (time, actor, action, subject, promotion_id,
+	err := t.queryRow(ctx, `INSERT INTO audit_events (time, actor, action, subject, promotion_id,
 		reason, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
 		encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details, e.PrevHash, e.Hash).Scan(&seq)
 	if err != nil {
@@ -786,7 +823,7 @@ func (t *tx) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Even
 		q += ` LIMIT ?`
 		args = append(args, f.Limit)
 	}
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
@@ -823,7 +860,7 @@ func (t *tx) Idempotency(ctx context.Context, key string) (*store.IdempotencyRec
 		r         store.IdempotencyRecord
 		createdAt string
 	)
-	err := t.tx.QueryRowContext(ctx, `SELECT key, request_hash, status, content_type, body, created_at
+	err := t.queryRow(ctx, `SELECT key, request_hash, status, content_type, body, created_at
 		FROM idempotency WHERE key = ?`, key).Scan(&r.Key, &r.RequestHash, &r.Status, &r.ContentType, &r.Body, &createdAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("idempotency key %q: %w", key, store.ErrNotFound)
@@ -841,7 +878,7 @@ func (t *tx) PutIdempotency(ctx context.Context, r *store.IdempotencyRecord) err
 	if err := t.writable("put idempotency record"); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(ctx, `INSERT INTO idempotency (key, request_hash, status, content_type, body, created_at)
+	_, err := t.exec(ctx, `INSERT INTO idempotency (key, request_hash, status, content_type, body, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, r.Key, r.RequestHash, r.Status, r.ContentType, nullBytes(r.Body), encTime(r.CreatedAt))
 	if isUnique(err) {
 		return fmt.Errorf("put idempotency key %q: already used: %w", r.Key, store.ErrConflict)
