@@ -30,6 +30,8 @@ const (
 	DefaultMaxLogBytes   = 1 << 20
 	DefaultLogInterval   = 250 * time.Millisecond
 	DefaultReapGrace     = 5 * time.Second
+	DefaultLeaseTTL      = 6 * time.Second
+	DefaultSweepInterval = time.Second
 )
 
 // SystemActor is the actor of changes the engine makes on its own.
@@ -54,6 +56,23 @@ type Config struct {
 	Now func() time.Time
 	// InstanceID names this engine in promotion leases and step attempts. Defaults to host:pid.
 	InstanceID string
+	// Shared is true when other replicas use the same store (PostgreSQL).
+	// Start then resumes only promotions whose driver's lease expired;
+	// otherwise it resumes every unfinished promotion at once.
+	Shared bool
+	// Listen, when set, delivers messages other replicas publish with
+	// Tx.Notify until ctx ends; it reconnects on its own.
+	Listen func(ctx context.Context, handle func(msg string)) error
+	// Addr is the address this replica serves its API on, shown by `ferry cluster`.
+	Addr string
+	// LeaseTTL is how long a replica's claim on the promotions it drives lasts
+	// without renewal; it renews every third of it. A replica that cannot renew
+	// for two thirds of it stops its running steps, so that no step runs twice
+	// when another replica takes over. Defaults to 6 seconds.
+	LeaseTTL time.Duration
+	// SweepInterval is how often a replica looks for promotions whose driver's
+	// lease expired. Defaults to 1 second.
+	SweepInterval time.Duration
 	// ShutdownGrace is how long running steps may go on after shutdown begins
 	// before they are stopped and recorded as interrupted. Defaults to 10 seconds.
 	ShutdownGrace time.Duration
@@ -87,8 +106,13 @@ func (c *Config) setDefaults() error {
 		c.Now = time.Now
 	}
 	if c.InstanceID == "" {
-		host, _ := os.Hostname()
-		c.InstanceID = fmt.Sprintf("%s:%d", host, os.Getpid())
+		c.InstanceID = defaultInstanceID()
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = DefaultSweepInterval
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
@@ -127,10 +151,16 @@ type Engine struct {
 	watchers map[string]chan struct{} // promotion ID → closed on change
 	anyWatch chan struct{}            // closed on any change
 
+	startedAt time.Time
+	lastRenew time.Time // last successful lease renewal
+	fenced    bool      // leases lapsed: running steps were stopped
+
 	steps      sync.WaitGroup
 	stepCtx    context.Context
 	stopSteps  context.CancelFunc
 	background sync.WaitGroup
+	loops      sync.WaitGroup
+	stopLoops  context.CancelFunc
 }
 
 // New returns an engine. Call Run to resume stored work and start driving.
@@ -168,11 +198,15 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("engine: Start called twice")
 	}
 	e.started = true
+	e.startedAt = e.cfg.Now().UTC()
+	e.lastRenew = e.startedAt
 	e.mu.Unlock()
+	e.renew(ctx)
 	if err := e.recover(ctx); err != nil {
 		e.shutdown()
 		return fmt.Errorf("recover: %w", err)
 	}
+	e.startLoops()
 	return nil
 }
 
@@ -193,6 +227,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 func (e *Engine) shutdown() {
 	e.mu.Lock()
+	if e.stopLoops != nil {
+		e.stopLoops()
+	}
 	e.stopping = true
 	for id, t := range e.timers {
 		t.Stop()
@@ -211,6 +248,7 @@ func (e *Engine) shutdown() {
 	}
 	e.stopSteps()
 	e.background.Wait()
+	e.loops.Wait()
 }
 
 func (e *Engine) isStopping() bool {

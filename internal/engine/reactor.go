@@ -58,7 +58,10 @@ func (e *Engine) commit(ctx context.Context, fn func(t *txn) error) error {
 	for try := 0; ; try++ {
 		err = e.store.Update(ctx, func(tx store.Tx) error {
 			t = &txn{ctx: ctx, tx: tx, now: e.cfg.Now().UTC(), changed: map[string]bool{}}
-			return fn(t)
+			if err := fn(t); err != nil {
+				return err
+			}
+			return t.notifyChanged()
 		})
 		if errors.Is(err, store.ErrConflict) && CodeOf(err) == "" && try < maxConflictRetries {
 			continue
@@ -66,6 +69,9 @@ func (e *Engine) commit(ctx context.Context, fn func(t *txn) error) error {
 		break
 	}
 	if err != nil {
+		if CodeOf(err) == "" && ctx.Err() == nil && e.store.Ping(ctx) != nil {
+			return &Error{Code: CodeUnavailable, Message: "the store is unreachable: " + err.Error()}
+		}
 		return err
 	}
 	e.afterCommit(t)
@@ -94,6 +100,33 @@ func (e *Engine) afterCommit(t *txn) {
 		}
 	}
 	e.notify(t.changed)
+}
+
+// Messages replicas send each other through the store.
+const (
+	// msgStop + ID: stop the running step of a promotion.
+	msgStop = "stop "
+	// msgChanged + comma-separated IDs: these promotions changed.
+	msgChanged = "changed "
+	// maxNotifyIDs bounds one message's length.
+	maxNotifyIDs = 100
+)
+
+// notifyChanged tells other replicas which promotions the transaction changed,
+// so that their waiters wake.
+func (t *txn) notifyChanged() error {
+	ids := make([]string, 0, len(t.changed))
+	for id := range t.changed {
+		ids = append(ids, id)
+	}
+	for len(ids) > 0 {
+		n := min(len(ids), maxNotifyIDs)
+		if err := t.tx.Notify(t.ctx, msgChanged+strings.Join(ids[:n], ",")); err != nil {
+			return fmt.Errorf("notify changes: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // audit appends an audit event in the transaction.
@@ -125,7 +158,12 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 		return fmt.Errorf("promotion %s: %w", p.ID, err)
 	}
 	next := res.Promotion
-	next.Owner = e.cfg.InstanceID
+	for _, a := range res.Actions {
+		if a.Type == promotion.ActRunStep || a.Type == promotion.ActWait {
+			// Whoever starts work in flight drives the promotion, under a lease.
+			next.Owner, next.LeaseUntil = e.cfg.InstanceID, t.now.Add(e.cfg.LeaseTTL)
+		}
+	}
 	for _, tr := range res.Transitions {
 		if tr.From == promotion.Queued && tr.To == promotion.Gating && next.Kind == promotion.KindPromote {
 			if err := e.setRollbackTarget(t, &next); err != nil {
@@ -165,6 +203,10 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 				t.effects = append(t.effects, effect{kind: effWait, id: p.ID, at: *p.WakeAt})
 			}
 		case promotion.ActStopStep:
+			// The step may run on another replica: tell every replica.
+			if err := t.tx.Notify(t.ctx, msgStop+p.ID); err != nil {
+				return fmt.Errorf("notify stop of %s: %w", p.ID, err)
+			}
 			t.effects = append(t.effects, effect{kind: effStopStep, id: p.ID})
 		case promotion.ActReleaseEnvironment:
 			pl, en := p.Pipeline, p.Environment

@@ -3,67 +3,50 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/store"
 )
 
-// recover resumes every unfinished promotion after a start. Step attempts
-// left running by a previous process are first stopped (their process
-// groups reaped) and recorded as interrupted; only then does the next
-// attempt, with the same idempotency key and attempt + 1, start. So a step
-// never runs twice at the same time, even across a crash.
+// recover resumes work after a start. With a store of its own (SQLite) the
+// engine claims every promotion with work in flight at once; with a shared
+// store only those whose driver's lease expired, the rest being driven by
+// live replicas. Step attempts left running are stopped (their process
+// groups reaped when on this host) and recorded as interrupted before the
+// next attempt, with the same idempotency key and attempt + 1, starts: a
+// step never runs twice at the same time, even across a crash. Queued
+// promotions whose environment is free are started.
 func (e *Engine) recover(ctx context.Context) error {
-	var active []promotion.Promotion
-	var running []promotion.StepRun
+	before := e.cfg.Now().UTC()
+	if !e.cfg.Shared {
+		before = before.Add(100 * 365 * 24 * time.Hour)
+	}
+	if err := e.sweep(ctx, before); err != nil {
+		return err
+	}
+	var queued, gating []promotion.Promotion
 	err := e.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		if active, err = tx.Promotions(ctx, store.PromotionFilter{Active: true, Ascending: true}); err != nil {
-			return fmt.Errorf("list unfinished promotions: %w", err)
+		if queued, err = tx.Promotions(ctx, store.PromotionFilter{States: []promotion.State{promotion.Queued}, Ascending: true}); err != nil {
+			return fmt.Errorf("list queued promotions: %w", err)
 		}
-		if running, err = tx.RunningStepRuns(ctx); err != nil {
-			return fmt.Errorf("list running steps: %w", err)
+		if gating, err = tx.Promotions(ctx, store.PromotionFilter{States: []promotion.State{promotion.Gating}, Ascending: true}); err != nil {
+			return fmt.Errorf("list gating promotions: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if len(active) > 0 || len(running) > 0 {
-		e.log.Info("resuming", "unfinished_promotions", len(active), "running_steps", len(running))
-	}
-
-	// Orphans first: nothing new starts until every recorded process is gone.
-	for _, r := range running {
-		if r.PID != 0 && e.cfg.Reaper != nil {
-			e.log.Info("stopping orphaned step process", "promotion_id", r.PromotionID, "step", r.Name, "attempt", r.Attempt, "pid", r.PID)
-			if err := e.cfg.Reaper(ctx, r.PID, r.PIDStart, e.cfg.ReapGrace); err != nil {
-				return fmt.Errorf("stop orphaned step %s of %s (pid %d): %w", r.Name, r.PromotionID, r.PID, err)
-			}
-		}
-	}
-	for _, r := range running {
-		if err := e.interruptOrphan(ctx, r); err != nil {
+	for _, p := range gating {
+		if err := e.resumeGating(ctx, p.ID); err != nil {
 			return err
 		}
 	}
-
 	envs := map[[2]string]bool{}
-	for _, p := range active {
-		switch {
-		case p.State == promotion.Queued:
-			envs[[2]string{p.Pipeline, p.Environment}] = true
-		case p.State == promotion.Gating:
-			if err := e.resumeGating(ctx, p.ID); err != nil {
-				return err
-			}
-		case p.WakeAt != nil:
-			e.arm(p.ID, *p.WakeAt)
-		case p.State == promotion.Deploying || p.State == promotion.Verifying || p.State == promotion.RollingBack:
-			if err := e.resumeStep(ctx, p.ID); err != nil {
-				return err
-			}
-		}
+	for _, p := range queued {
+		envs[[2]string{p.Pipeline, p.Environment}] = true
 	}
 	for k := range envs {
 		if err := e.commit(ctx, func(t *txn) error { return e.startNext(t, k[0], k[1]) }); err != nil {
@@ -100,7 +83,7 @@ func (e *Engine) interruptOrphan(ctx context.Context, r promotion.StepRun) error
 		}
 		t.changed[p.ID] = true
 		if !current {
-			return nil
+			return e.startNext(t, p.Pipeline, p.Environment)
 		}
 		return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvStepInterrupted, Reason: r.Error})
 	})

@@ -117,19 +117,28 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 		Release: *in.release, Rollback: c.Phase == promotion.PhaseRollback || in.p.Kind == promotion.KindRollback,
 		Phase: c.Phase, Step: in.spec, Attempt: c.Attempt, IdempotencyKey: in.run.IdempotencyKey,
 		Output: capture,
-		Started: func(pid int, start uint64) error {
+	}
+	var startErr error
+	req.Started = func(pid int, start uint64) error {
+		// The process group must be on record before the step may go on:
+		// it is what a replica taking over reaps.
+		startErr = e.retry(ctx, "record step process", func() error {
 			return e.store.Update(bg, func(tx store.Tx) error {
 				run := in.run
 				run.PID, run.PIDStart = pid, start
 				return tx.UpdateStepRun(bg, &run)
 			})
-		},
+		})
+		return startErr
 	}
 	if e.cfg.StepStarted != nil {
 		e.cfg.StepStarted(in.p, time.Now())
 	}
 	log.Debug("step started", "step", in.spec.Name)
 	res := driver.Run(ctx, req)
+	if startErr != nil {
+		res = step.Result{Interrupted: true, Message: "interrupted: " + startErr.Error()}
+	}
 	if err := capture.Close(); err != nil {
 		log.Error("close step output", "err", err)
 	}
@@ -137,10 +146,45 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 	e.finishStep(bg, id, c, res)
 }
 
+// retry calls fn until it succeeds, backing off up to 2 seconds between
+// tries while the store is unreachable. It gives up when ctx ends, or after
+// a few tries once the engine is stopping: the next start resumes from what
+// is stored.
+func (e *Engine) retry(ctx context.Context, what string, fn func() error) error {
+	backoff := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		err := fn()
+		if err == nil || CodeOf(err) != "" && CodeOf(err) != CodeUnavailable {
+			return err
+		}
+		if ctx.Err() != nil || e.isStopping() && try >= 3 {
+			return err
+		}
+		e.log.Warn(what+": retrying", "err", err, "try", try)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
 // finishStep records the end of a step attempt and, if the promotion is
-// still at that step, applies the matching event — in one transaction.
+// still at that step, applies the matching event — in one transaction. It
+// retries while the store is unreachable. If the attempt is no longer this
+// replica's (another replica took the promotion over while this one could
+// not reach the store), the outcome is dropped: the attempt was stopped and
+// recorded as interrupted by the replica that took over.
 func (e *Engine) finishStep(ctx context.Context, id string, c promotion.Cursor, res step.Result) {
-	err := e.commit(ctx, func(t *txn) error {
+	err := e.retry(ctx, "record step result", func() error { return e.recordStep(ctx, id, c, res) })
+	if err != nil {
+		e.log.Error("record step result", "promotion_id", id, "err", err)
+	}
+}
+
+func (e *Engine) recordStep(ctx context.Context, id string, c promotion.Cursor, res step.Result) error {
+	return e.commit(ctx, func(t *txn) error {
 		p, err := t.tx.Promotion(ctx, id)
 		if err != nil {
 			return fmt.Errorf("load promotion %s: %w", id, err)
@@ -160,6 +204,10 @@ func (e *Engine) finishStep(ctx context.Context, id string, c promotion.Cursor, 
 		}
 		if run == nil {
 			return fmt.Errorf("no record of step %s[%d] attempt %d of %s", c.Phase, c.Index, c.Attempt, id)
+		}
+		if run.State != promotion.StepRunning || run.Owner != e.cfg.InstanceID {
+			e.log.Warn("step attempt was taken over; dropping its outcome", "promotion_id", id, "attempt", c.Attempt, "state", run.State, "owner", run.Owner)
+			return nil
 		}
 		ev := promotion.Event{Reason: res.Message}
 		switch {
@@ -198,9 +246,6 @@ func (e *Engine) finishStep(ctx context.Context, id string, c promotion.Cursor, 
 		}
 		return e.fire(t, SystemActor, p, ev)
 	})
-	if err != nil {
-		e.log.Error("record step result", "promotion_id", id, "err", err)
-	}
 }
 
 // arm sets the timer of a promotion waiting until at.

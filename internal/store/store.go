@@ -94,6 +94,23 @@ type Tx interface {
 	// AuditEvents returns the events matching f in Seq order.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
 
+	// Notify publishes msg to every replica sharing the store once the
+	// transaction commits. Stores used by a single process may ignore it.
+	Notify(ctx context.Context, msg string) error
+	// PutReplica records that a replica is alive (insert or update by ID).
+	PutReplica(ctx context.Context, r *Replica) error
+	// Replicas returns the replicas seen at or after since, by ID.
+	Replicas(ctx context.Context, since time.Time) ([]Replica, error)
+	// RenewLeases sets lease_until to until on every unfinished promotion
+	// owned by owner, and returns how many it renewed.
+	RenewLeases(ctx context.Context, owner string, until time.Time) (int, error)
+	// ClaimExpired makes owner the driver of up to limit promotions in a
+	// state that has work in flight (deploying, verifying, rolling_back)
+	// whose lease ended before now, with a lease until until, and returns
+	// them. Rows another transaction holds are skipped, so two replicas never
+	// claim the same promotion.
+	ClaimExpired(ctx context.Context, owner string, now, until time.Time, limit int) ([]promotion.Promotion, error)
+
 	// Idempotency returns the stored response for an idempotency key.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	// PutIdempotency stores a response for an idempotency key; ErrConflict if the key exists.
@@ -144,6 +161,15 @@ type AuditFilter struct {
 	Since       time.Time
 	AfterSeq    int64
 	Limit       int
+}
+
+// Replica is one Ferry server process sharing the store.
+type Replica struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	Addr      string    `json:"addr"`
+	StartedAt time.Time `json:"startedAt"`
+	SeenAt    time.Time `json:"seenAt"`
 }
 
 // IdempotencyRecord is the stored response to a POST made with an Idempotency-Key.

@@ -66,10 +66,12 @@ type Transition struct {
 
 // PromotionRef summarises a promotion inside other views.
 type PromotionRef struct {
-	ID      string          `json:"id"`
-	State   promotion.State `json:"state"`
-	Kind    promotion.Kind  `json:"kind"`
-	Release ReleaseRef      `json:"release"`
+	ID          string          `json:"id"`
+	Pipeline    string          `json:"pipeline,omitempty"`
+	Environment string          `json:"environment,omitempty"`
+	State       promotion.State `json:"state"`
+	Kind        promotion.Kind  `json:"kind"`
+	Release     ReleaseRef      `json:"release"`
 }
 
 // Environment is the status of one environment.
@@ -121,4 +123,16 @@ type ApplyResult struct {
 	Digest   string `json:"digest"`
 	// Created is false when the content equalled the latest revision.
 	Created bool `json:"created"`
+}
+
+// Replica is one Ferry server sharing the store, and the promotions it drives.
+type Replica struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	Addr      string    `json:"addr"`
+	StartedAt time.Time `json:"startedAt"`
+	SeenAt    time.Time `json:"seenAt"`
+	// Self is true for the replica that answered the request.
+	Self    bool           `json:"self"`
+	Driving []PromotionRef `json:"driving"`
 }
