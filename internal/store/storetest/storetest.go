@@ -59,6 +59,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConcurrentOptimistic", testConcurrentOptimistic},
 		{"ConcurrentSerializable", testConcurrentSerializable},
 		{"BenchCommitAndPing", testBenchCommitAndPing},
+		{"Replicas", testReplicas},
+		{"Leases", testLeases},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
