@@ -110,7 +110,8 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	s.engine, err = engine.New(engine.Config{
 		Store: s.store,
 		Drivers: map[string]step.Driver{
-			"exec": &stepexec.Driver{Environ: base},
+			// The kill grace fits in half a lease: see engine.Config.LeaseTTL.
+			"exec": &stepexec.Driver{Environ: base, KillGrace: 2 * time.Second},
 			"http": &stephttp.Driver{},
 		},
 		Reaper:        stepexec.Reap,
@@ -133,7 +134,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service: s.engine, Store: s.store, Logger: log, Version: version,
-			Ready: s.store.Ping,
+			Ready: s.engine.Ready,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

@@ -26,7 +26,7 @@ func (e *Engine) startLoops() {
 	e.loops.Add(2)
 	go func() {
 		defer e.loops.Done()
-		e.every(ctx, e.cfg.LeaseTTL/3, e.renew)
+		e.every(ctx, e.cfg.LeaseTTL/4, e.renew)
 	}()
 	go func() {
 		defer e.loops.Done()
@@ -62,7 +62,7 @@ func (e *Engine) every(ctx context.Context, d time.Duration, fn func(context.Con
 }
 
 // renew records this replica as alive and extends the leases of the
-// promotions it drives. When it has failed for two thirds of the lease, the
+// promotions it drives. When it has failed for half of the lease, the
 // replica stops its running steps: by the time the lease expires and another
 // replica takes over, nothing of them runs here.
 func (e *Engine) renew(ctx context.Context) {
@@ -88,7 +88,7 @@ func (e *Engine) renew(ctx context.Context) {
 		return
 	}
 	e.log.Warn("renew leases", "err", err, "since_last_renewal", now.Sub(e.lastRenew))
-	if !e.fenced && now.Sub(e.lastRenew) > e.cfg.LeaseTTL*2/3 {
+	if !e.fenced && now.Sub(e.lastRenew) > e.cfg.LeaseTTL/2 {
 		e.fenced = true
 		e.log.Error("leases about to expire: stopping running steps so that no step runs twice", "running", len(e.running))
 		for _, cancel := range e.running {

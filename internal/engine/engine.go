@@ -30,7 +30,7 @@ const (
 	DefaultMaxLogBytes   = 1 << 20
 	DefaultLogInterval   = 250 * time.Millisecond
 	DefaultReapGrace     = 5 * time.Second
-	DefaultLeaseTTL      = 6 * time.Second
+	DefaultLeaseTTL      = 7 * time.Second
 	DefaultSweepInterval = time.Second
 )
 
@@ -66,9 +66,10 @@ type Config struct {
 	// Addr is the address this replica serves its API on, shown by `ferry cluster`.
 	Addr string
 	// LeaseTTL is how long a replica's claim on the promotions it drives lasts
-	// without renewal; it renews every third of it. A replica that cannot renew
-	// for two thirds of it stops its running steps, so that no step runs twice
-	// when another replica takes over. Defaults to 6 seconds.
+	// without renewal; it renews every quarter of it. A replica that cannot
+	// renew for half of it stops its running steps (the exec driver's kill
+	// grace must fit in the other half), so that no step runs twice when
+	// another replica takes over. Defaults to 7 seconds.
 	LeaseTTL time.Duration
 	// SweepInterval is how often a replica looks for promotions whose driver's
 	// lease expired. Defaults to 1 second.

@@ -65,6 +65,20 @@ func (e *Engine) interruptOrphan(ctx context.Context, r promotion.StepRun) error
 		if err != nil {
 			return fmt.Errorf("load promotion %s: %w", r.PromotionID, err)
 		}
+		runs, err := t.tx.StepRuns(ctx, r.PromotionID)
+		if err != nil {
+			return fmt.Errorf("load step runs of %s: %w", r.PromotionID, err)
+		}
+		stillRunning := false
+		for _, x := range runs {
+			if x.Phase == r.Phase && x.Index == r.Index && x.Attempt == r.Attempt {
+				stillRunning = x.State == promotion.StepRunning
+				r = x
+			}
+		}
+		if !stillRunning {
+			return nil // recorded meanwhile, by its own replica or another
+		}
 		current := !p.State.Terminal() && p.WakeAt == nil && p.Cursor.Phase == r.Phase &&
 			p.Cursor.Index == r.Index && p.Cursor.Attempt == r.Attempt
 		now := t.now
