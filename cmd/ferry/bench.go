@@ -7,9 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +21,6 @@ import (
 	"github.com/ferry-dev/ferry/internal/release"
 	"github.com/ferry-dev/ferry/internal/step"
 	"github.com/ferry-dev/ferry/internal/store"
-	"github.com/ferry-dev/ferry/internal/store/sqlite"
 )
 
 // benchOptions configures `ferry bench`.
@@ -29,12 +28,15 @@ type benchOptions struct {
 	promotions  int
 	concurrency int
 	dataDir     string
+	db          string
+	replicas    int
 	cpuProfile  string
 }
 
 // benchResult is what `ferry bench -o json` prints.
 type benchResult struct {
 	Store             string  `json:"store"`
+	Replicas          int     `json:"replicas"`
 	Promotions        int     `json:"promotions"`
 	Concurrency       int     `json:"concurrency"`
 	Seconds           float64 `json:"seconds"`
@@ -53,9 +55,10 @@ func newBenchCommand(g *globals) *cobra.Command {
 		Short: "Measure the promotion engine on a store: promotions/s, transitions/s, wake-up latency",
 		Long: `Run N promotions through three-environment pipelines (dev → staging → prod,
 auto-promoted, one no-op step each) with C pipelines in parallel, in this
-process, against a SQLite store (a temporary one unless --data is given).
-Steps use an internal no-op driver, so the figures measure the engine and
-the store alone.
+process, against a SQLite store (a temporary one unless --data is given) or,
+with --db, a PostgreSQL database driven by --replicas engines in parallel,
+each with its own connection pool, as separate servers would. Steps use an
+internal no-op driver, so the figures measure the engine and the store alone.
 
 It prints promotions/s, transitions/s, the latency from "promotion ready to
 run" (committed as started) to "its first step handed to its driver" (p50,
@@ -63,8 +66,8 @@ p99), and the raw durable-commit rate of the same store measured in the same
 run (before and after, averaged), with the ratio transitions/s ÷ commits/s.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.promotions < 3 || o.concurrency < 1 {
-				return usageErrorf("-n must be at least 3 and -c at least 1")
+			if o.promotions < 3 || o.concurrency < 1 || o.replicas < 1 {
+				return usageErrorf("-n must be at least 3, -c and --replicas at least 1")
 			}
 			if o.cpuProfile != "" {
 				f, err := os.Create(o.cpuProfile)
@@ -87,6 +90,8 @@ run (before and after, averaged), with the ratio transitions/s ÷ commits/s.`,
 	cmd.Flags().IntVarP(&o.promotions, "promotions", "n", 300, "number of promotions (rounded up to whole releases: 3 per release)")
 	cmd.Flags().IntVarP(&o.concurrency, "concurrency", "c", 4, "pipelines driven in parallel")
 	cmd.Flags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	cmd.Flags().StringVar(&o.db, "db", os.Getenv("FERRY_DB"), "PostgreSQL URL of the store to measure (env FERRY_DB); default: SQLite")
+	cmd.Flags().IntVar(&o.replicas, "replicas", 1, "engines (replicas) driving the store in parallel, each with its own connection pool (PostgreSQL only)")
 	cmd.Flags().StringVar(&o.dataDir, "data", "", "data directory of the store to measure (default: a temporary one, removed afterwards)")
 	return cmd
 }
@@ -106,8 +111,11 @@ environments:
 `
 
 func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
+	if o.replicas > 1 && o.db == "" {
+		return nil, usageErrorf("--replicas above 1 needs --db postgres://...: a SQLite store has one server")
+	}
 	dir := o.dataDir
-	if dir == "" {
+	if dir == "" && o.db == "" {
 		tmp, err := os.MkdirTemp("", "ferry-bench-")
 		if err != nil {
 			return nil, err
@@ -115,18 +123,19 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
+	backends := make([]*backend, o.replicas)
+	for i := range backends {
+		b, err := openBackend(ctx, dir, o.db)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		defer b.close()
+		backends[i] = b
 	}
-	path := filepath.Join(dir, "ferry.db")
-	st, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
-	}
-	defer st.Close()
+	st := backends[0].store
 
 	releases := (o.promotions + 2) / 3
-	res := &benchResult{Store: "sqlite " + path, Promotions: releases * 3, Concurrency: o.concurrency}
+	res := &benchResult{Store: backends[0].describe, Replicas: o.replicas, Promotions: releases * 3, Concurrency: o.concurrency}
 
 	rawBefore, err := measureCommits(ctx, st, o.concurrency, max(1000, releases*6))
 	if err != nil {
@@ -137,41 +146,49 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 	var mu sync.Mutex
 	var latencies []time.Duration
 	done := map[string]chan struct{}{} // release ID → closed when its prod promotion ends
-	eng, err := engine.New(engine.Config{
-		Store:   st,
-		Drivers: map[string]step.Driver{"exec": step.Nop{}, "http": step.Nop{}},
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		StepStarted: func(p promotion.Promotion, at time.Time) {
-			if p.StartedAt != nil && p.Cursor.Phase == promotion.PhaseDeploy && p.Cursor.Index == 0 && p.Cursor.Attempt == 1 {
-				mu.Lock()
-				latencies = append(latencies, at.Sub(*p.StartedAt))
-				mu.Unlock()
-			}
-		},
-		Transitioned: func(p promotion.Promotion, tr promotion.Transition) {
-			transitions.Add(1)
-			if p.Environment == "prod" && tr.To.Terminal() {
-				mu.Lock()
-				if ch, ok := done[p.ReleaseID]; ok {
-					close(ch)
-					delete(done, p.ReleaseID)
+	engines := make([]*engine.Engine, o.replicas)
+	for i, b := range backends {
+		eng, err := engine.New(engine.Config{
+			Store:      b.store,
+			Shared:     b.shared,
+			Listen:     b.listen,
+			InstanceID: fmt.Sprintf("%s-bench-%d", defaultHostPID(), i),
+			Drivers:    map[string]step.Driver{"exec": step.Nop{}, "http": step.Nop{}},
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			StepStarted: func(p promotion.Promotion, at time.Time) {
+				if p.StartedAt != nil && p.Cursor.Phase == promotion.PhaseDeploy && p.Cursor.Index == 0 && p.Cursor.Attempt == 1 {
+					mu.Lock()
+					latencies = append(latencies, at.Sub(*p.StartedAt))
+					mu.Unlock()
 				}
-				mu.Unlock()
-			}
-		},
-	})
-	if err != nil {
-		return nil, err
+			},
+			Transitioned: func(p promotion.Promotion, tr promotion.Transition) {
+				transitions.Add(1)
+				if p.Environment == "prod" && tr.To.Terminal() {
+					mu.Lock()
+					if ch, ok := done[p.ReleaseID]; ok {
+						close(ch)
+						delete(done, p.ReleaseID)
+					}
+					mu.Unlock()
+				}
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := eng.Start(ctx); err != nil {
+			return nil, err
+		}
+		defer eng.Stop()
+		engines[i] = eng
 	}
-	if err := eng.Start(ctx); err != nil {
-		return nil, err
-	}
-	defer eng.Stop()
+	eng := engines[0]
 
-	run := time.Now().UTC().Format("20060102t150405")
+	run := time.Now().UTC().Format("20060102t150405.000")
 	names := make([]string, o.concurrency)
 	for i := range names {
-		names[i] = fmt.Sprintf("bench-%s-%d", run, i)
+		names[i] = fmt.Sprintf("bench-%s-%d", strings.ReplaceAll(run, ".", "-"), i)
 		src := fmt.Sprintf(benchPipeline, names[i])
 		if _, err := eng.Apply(ctx, "bench", names[i]+".yaml", []byte(src)); err != nil {
 			return nil, fmt.Errorf("apply bench pipeline: %w", err)
@@ -191,7 +208,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 		go func() {
 			defer wg.Done()
 			for k := range n {
-				if err := benchRelease(ctx, eng, names[w], fmt.Sprintf("1.0.%d", k), &mu, done); err != nil {
+				if err := benchRelease(ctx, engines[w%len(engines)], names[w], fmt.Sprintf("1.0.%d", k), &mu, done); err != nil {
 					errs <- err
 					return
 				}
@@ -204,7 +221,9 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 	if err := <-errs; err != nil {
 		return nil, err
 	}
-	eng.Stop()
+	for _, e := range engines {
+		e.Stop()
+	}
 
 	rawAfter, err := measureCommits(ctx, st, o.concurrency, max(1000, releases*6))
 	if err != nil {
@@ -301,7 +320,7 @@ func printBench(w io.Writer, format string, r *benchResult) error {
 	case "yaml":
 		return printYAML(w, r)
 	}
-	fmt.Fprintf(w, "store              %s\n", r.Store)
+	fmt.Fprintf(w, "store              %s, %d replica(s)\n", r.Store, r.Replicas)
 	fmt.Fprintf(w, "promotions         %d (%d releases × 3 environments), %d pipelines in parallel, %.2fs\n", r.Promotions, r.Promotions/3, r.Concurrency, r.Seconds)
 	fmt.Fprintf(w, "promotions/s       %.1f\n", r.PromotionsPerSec)
 	fmt.Fprintf(w, "transitions/s      %.1f\n", r.TransitionsPerSec)

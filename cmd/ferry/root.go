@@ -82,6 +82,7 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 a promotion followed with
 		&cobra.Group{ID: "pipelines", Title: "Pipelines and releases:"},
 		&cobra.Group{ID: "promotions", Title: "Promotions:"},
 		&cobra.Group{ID: "server", Title: "Server:"},
+		&cobra.Group{ID: "store", Title: "Store:"},
 	)
 	add := func(group string, cmds ...*cobra.Command) {
 		for _, c := range cmds {
@@ -97,7 +98,8 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 a promotion followed with
 		newPromoteCommand(g), newPromotionsCommand(g), newPromotionCommand(g), newLogsCommand(g),
 		newAbortCommand(g), newRollbackCommand(g), newAuditCommand(g),
 	)
-	add("server", newServerCommand(g), newUpCommand(g), newBenchCommand(g))
+	add("server", newServerCommand(g), newUpCommand(g), newClusterCommand(g), newBenchCommand(g))
+	add("store", newBackupCommand(g), newRestoreCommand(g), newMigrateCommand(g, getenv))
 	root.AddCommand(newDemoCommand())
 	markUsageErrors(root)
 	return root

@@ -21,7 +21,6 @@ import (
 	"github.com/ferry-dev/ferry/internal/step"
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
-	"github.com/ferry-dev/ferry/internal/store/sqlite"
 )
 
 // version is Ferry's version, set at build time with -ldflags "-X main.version=...".
@@ -30,6 +29,7 @@ var version = "dev"
 // serverOptions configures a Ferry server.
 type serverOptions struct {
 	dataDir       string
+	db            string
 	listen        string
 	shutdownGrace time.Duration
 	logLevel      string
@@ -39,6 +39,8 @@ type serverOptions struct {
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.dataDir, "data", "./ferry-data", "data directory (SQLite database, lock file)")
+	cmd.Flags().StringVar(&o.db, "db", os.Getenv("FERRY_DB"),
+		"PostgreSQL URL (env FERRY_DB): several servers may share it; default: SQLite in --data")
 	cmd.Flags().StringVar(&o.listen, "listen", "127.0.0.1:7420", "address the HTTP API listens on")
 	cmd.Flags().DurationVar(&o.shutdownGrace, "shutdown-grace", engine.DefaultShutdownGrace,
 		"on SIGTERM/SIGINT, how long running steps may finish before they are interrupted (resumed on next start)")
@@ -62,7 +64,7 @@ promotion. SIGTERM or SIGINT shut it down gracefully: running steps get
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "ferry server listening on http://%s (data: %s)\n", srv.addr, o.dataDir)
+			fmt.Fprintf(cmd.OutOrStdout(), "ferry server listening on http://%s (%s)\n", srv.addr, srv.store.describe)
 			<-ctx.Done()
 			return srv.stop()
 		},
@@ -77,7 +79,7 @@ type server struct {
 	log    *slog.Logger
 	engine *engine.Engine
 	http   *http.Server
-	store  *sqlite.Store
+	store  *backend
 	lock   *os.File
 	served chan error
 }
@@ -89,26 +91,38 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", o.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data directory: %w", err)
-	}
-	lock, err := lockDataDir(o.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{log: log, lock: lock, served: make(chan error, 1)}
+	s := &server{log: log, served: make(chan error, 1)}
 	ok := false
 	defer func() {
 		if !ok {
 			s.close()
 		}
 	}()
-	if s.store, err = sqlite.Open(ctx, filepath.Join(o.dataDir, "ferry.db")); err != nil {
+	if o.db == "" {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		lock, err := lockDataDir(o.dataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.lock = lock
+	}
+	var err error
+	if s.store, err = openBackend(ctx, o.dataDir, o.db); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	s.addr = ln.Addr().String()
 	base := append(os.Environ(), o.extraEnv...)
 	s.engine, err = engine.New(engine.Config{
-		Store: s.store,
+		Store:  s.store.store,
+		Shared: s.store.shared,
+		Listen: s.store.listen,
+		Addr:   s.addr,
 		Drivers: map[string]step.Driver{
 			// The kill grace fits in half a lease: see engine.Config.LeaseTTL.
 			"exec": &stepexec.Driver{Environ: base, KillGrace: 2 * time.Second},
@@ -120,27 +134,23 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		BaseEnv:       base,
 	})
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	if err := s.engine.Start(ctx); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		s.engine.Stop()
-		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
-	}
-	s.addr = ln.Addr().String()
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
-			Service: s.engine, Store: s.store, Logger: log, Version: version,
+			Service: s.engine, Store: s.store.store, Logger: log, Version: version,
 			Ready: s.engine.Ready,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	go func() { s.served <- s.http.Serve(ln) }()
-	log.Info("ferry server started", "addr", s.addr, "data", o.dataDir, "version", version)
+	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version)
 	ok = true
 	return s, nil
 }
@@ -163,7 +173,7 @@ func (s *server) stop() error {
 
 func (s *server) close() {
 	if s.store != nil {
-		if err := s.store.Close(); err != nil {
+		if err := s.store.close(); err != nil {
 			s.log.Error("close store", "err", err)
 		}
 	}

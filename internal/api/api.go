@@ -42,6 +42,9 @@ type Service interface {
 	Status(ctx context.Context, pipeline string) (*view.Status, error)
 	History(ctx context.Context, pipeline, env string, limit int) ([]view.Promotion, error)
 	Audit(ctx context.Context, f store.AuditFilter) ([]audit.Event, error)
+	// Cluster lists the live replicas sharing the store, each with the
+	// promotions it drives.
+	Cluster(ctx context.Context) ([]view.Replica, error)
 }
 
 // Limits and defaults of the API.
@@ -196,6 +199,8 @@ func (s *server) routes() []route {
 		{http.MethodPost, "/api/v1/rollbacks", s.rollback},
 
 		{http.MethodGet, "/api/v1/audit", s.listAudit},
+
+		{http.MethodGet, "/api/v1/cluster", s.getCluster},
 	}
 }
 

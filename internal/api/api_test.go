@@ -633,7 +633,7 @@ func TestHistoryAndPipelineQuery(t *testing.T) {
 
 func TestListsAreNeverNull(t *testing.T) {
 	b := setup(t)
-	for _, target := range []string{"/api/v1/pipelines", "/api/v1/promotions", "/api/v1/audit", "/api/v1/pipelines/shop/history"} {
+	for _, target := range []string{"/api/v1/pipelines", "/api/v1/promotions", "/api/v1/audit", "/api/v1/pipelines/shop/history", "/api/v1/cluster"} {
 		rec := b.do(t, http.MethodGet, target, "")
 		if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "[]" {
 			t.Errorf("%s: %d %s, want 200 []", target, rec.Code, rec.Body)
@@ -679,4 +679,46 @@ func TestRequestsAreLogged(t *testing.T) {
 	if strings.Contains(logs, "token=x") {
 		t.Errorf("log contains the query: %s", logs)
 	}
+}
+
+func TestClusterListsReplicas(t *testing.T) {
+	b := setup(t)
+	started := time.Date(2025, 1, 2, 3, 0, 0, 0, time.UTC)
+	seen := started.Add(time.Hour)
+	b.svc.cluster = func() ([]view.Replica, error) {
+		return []view.Replica{
+			{ID: "a:1", Host: "a", Addr: "10.0.0.1:7420", StartedAt: started, SeenAt: seen, Self: true,
+				Driving: []view.PromotionRef{{ID: "p1", Pipeline: "shop", Environment: "prod", State: promotion.Deploying,
+					Kind: promotion.KindPromote, Release: view.ReleaseRef{ID: "r1", Version: "1.2.3"}}}},
+			{ID: "b:2", Host: "b", Addr: "10.0.0.2:7420", StartedAt: started, SeenAt: seen},
+		}, nil
+	}
+	rec := b.do(t, http.MethodGet, "/api/v1/cluster", "")
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status = %d: %s", rec.Code, rec.Body)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("body is not a JSON list: %v: %s", err, rec.Body)
+	}
+	if len(got) != 2 || got[0]["id"] != "a:1" || got[0]["self"] != true || got[0]["seenAt"] != "2025-01-02T04:00:00Z" {
+		t.Fatalf("replicas = %s", rec.Body)
+	}
+	driving := got[0]["driving"].([]any)
+	if len(driving) != 1 {
+		t.Fatalf("driving = %v", got[0]["driving"])
+	}
+	ref := driving[0].(map[string]any)
+	if ref["pipeline"] != "shop" || ref["environment"] != "prod" || ref["state"] != "deploying" {
+		t.Errorf("driven promotion = %v", ref)
+	}
+	// A replica driving nothing has an empty list, not null.
+	if d, ok := got[1]["driving"].([]any); !ok || len(d) != 0 {
+		t.Errorf("driving of an idle replica = %v, want []", got[1]["driving"])
+	}
+
+	b.svc.cluster = nil
+	b.svc.err = &engine.Error{Code: engine.CodeUnavailable, Message: "store unreachable"}
+	readProblem(t, b.do(t, http.MethodGet, "/api/v1/cluster", ""), http.StatusServiceUnavailable, codeUnavailable)
+	readProblem(t, b.do(t, http.MethodPost, "/api/v1/cluster", "{}"), http.StatusMethodNotAllowed, codeMethodNotAllowed)
 }

@@ -42,6 +42,7 @@ type fakeService struct {
 	promote       func(req engine.PromoteRequest) (*view.Promotion, error)
 	promotion     func(id string) (*view.Promotion, error)
 	wait          func(ctx context.Context, id string, after int64) (*view.Promotion, error)
+	cluster       func() ([]view.Replica, error)
 }
 
 func (f *fakeService) record(method, actor string) {
@@ -186,6 +187,17 @@ func (f *fakeService) Audit(_ context.Context, af store.AuditFilter) ([]audit.Ev
 	f.mu.Lock()
 	f.auditFilter = af
 	f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return nil, nil
+}
+
+func (f *fakeService) Cluster(context.Context) ([]view.Replica, error) {
+	f.record("Cluster", "")
+	if f.cluster != nil {
+		return f.cluster()
+	}
 	if f.err != nil {
 		return nil, f.err
 	}

@@ -159,6 +159,12 @@ func openAPIDocument(version string) object {
 					ok:     object{"200": jsonResponse("The events.", arrayOf(schemaRef("AuditEvent")))},
 					errors: []int{400}}.build(),
 			},
+			"/api/v1/cluster": object{
+				"get": operation{id: "getCluster", tag: "server", summary: "List the live replicas sharing the store",
+					description: "Every Ferry server on the same store is a replica. The list holds those seen recently, " +
+						"by ID, each with the promotions it drives (holds the lease of). On SQLite there is one.",
+					ok: object{"200": jsonResponse("The replicas, by ID.", arrayOf(schemaRef("Replica")))}}.build(),
+			},
 		},
 		"components": object{
 			"parameters": object{
@@ -425,10 +431,21 @@ func schemas() object {
 			"version": stringSchema(),
 		}),
 		"PromotionRef": structSchema([]string{"id", "state", "kind", "release"}, false, object{
-			"id":      stringSchema(),
-			"state":   schemaRef("State"),
-			"kind":    schemaRef("Kind"),
-			"release": schemaRef("ReleaseRef"),
+			"id":          stringSchema(),
+			"pipeline":    described(stringSchema(), "Present where the context does not imply it, as in the cluster view."),
+			"environment": described(stringSchema(), "Present where the context does not imply it, as in the cluster view."),
+			"state":       schemaRef("State"),
+			"kind":        schemaRef("Kind"),
+			"release":     schemaRef("ReleaseRef"),
+		}),
+		"Replica": structSchema([]string{"id", "host", "addr", "startedAt", "seenAt", "self", "driving"}, false, object{
+			"id":        described(stringSchema(), "The replica's instance ID, host:pid."),
+			"host":      stringSchema(),
+			"addr":      described(stringSchema(), "The address its API listens on."),
+			"startedAt": dateTime(),
+			"seenAt":    described(dateTime(), "When it last renewed its leases."),
+			"self":      described(object{"type": "boolean"}, "True for the replica that answered the request."),
+			"driving":   described(arrayOf(schemaRef("PromotionRef")), "The promotions it drives, oldest first."),
 		}),
 		"Artifact": structSchema([]string{"name", "uri", "digest"}, true, object{
 			"name":   described(stringSchema(), "Identifies the artifact within its release."),

@@ -231,6 +231,7 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Transition":           {view.Transition{}, false},
 		"LogChunk":             {view.LogChunk{}, false},
 		"AuditEvent":           {audit.Event{}, false},
+		"Replica":              {view.Replica{}, false},
 	}
 	schemas := openAPIDocument("test")["components"].(object)["schemas"].(object)
 	for name, s := range schemas {

@@ -345,6 +345,14 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]audit.Event, error)
 	return out, err
 }
 
+// Cluster lists the live replicas sharing the server's store, by ID, each
+// with the promotions it drives.
+func (c *Client) Cluster(ctx context.Context) ([]view.Replica, error) {
+	var out []view.Replica
+	_, err := c.do(ctx, http.MethodGet, "/api/v1/cluster", nil, nil, &out)
+	return out, err
+}
+
 func (c *Client) promotion(ctx context.Context, method, path string, q url.Values, body any) (*view.Promotion, error) {
 	var out view.Promotion
 	if _, err := c.do(ctx, method, path, q, body, &out); err != nil {

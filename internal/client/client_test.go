@@ -266,13 +266,34 @@ func TestEveryMethodReachesARoute(t *testing.T) {
 			_, err := c.WaitPromotion(ctx, "p1", 1, time.Second)
 			return err
 		},
-		"Logs":  func(ctx context.Context) error { _, err := c.Logs(ctx, "p1"); return err },
-		"Audit": func(ctx context.Context) error { _, err := c.Audit(ctx, AuditQuery{After: 1}); return err },
+		"Logs":    func(ctx context.Context) error { _, err := c.Logs(ctx, "p1"); return err },
+		"Audit":   func(ctx context.Context) error { _, err := c.Audit(ctx, AuditQuery{After: 1}); return err },
+		"Cluster": func(ctx context.Context) error { _, err := c.Cluster(ctx); return err },
 	}
 	for name, call := range calls {
 		err := call(ctx)
 		if code := Code(err); code == "route_not_found" || code == "method_not_allowed" || code == "invalid" {
 			t.Errorf("%s: %v (%s)", name, err, code)
 		}
+	}
+}
+
+func TestClusterDecodesReplicas(t *testing.T) {
+	started := time.Date(2025, 1, 2, 3, 0, 0, 0, time.UTC)
+	c, seen := recordingServer(t, func(w http.ResponseWriter, r *http.Request, _ int) {
+		writeJSON(w, http.StatusOK, []view.Replica{{ID: "a:1", Host: "a", Addr: "10.0.0.1:7420", StartedAt: started,
+			SeenAt: started, Self: true, Driving: []view.PromotionRef{{ID: "p1", Pipeline: "shop", Environment: "prod",
+				State: promotion.Verifying, Kind: promotion.KindPromote}}}})
+	})
+	reps, err := c.Cluster(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (*seen)[0].method != http.MethodGet || (*seen)[0].path != "/api/v1/cluster" {
+		t.Errorf("request = %+v", (*seen)[0])
+	}
+	if len(reps) != 1 || !reps[0].Self || !reps[0].StartedAt.Equal(started) || len(reps[0].Driving) != 1 ||
+		reps[0].Driving[0].Environment != "prod" || reps[0].Driving[0].State != promotion.Verifying {
+		t.Errorf("replicas = %+v", reps)
 	}
 }

@@ -56,8 +56,10 @@ environments:
 // and checks that the promotion finishes with every attempt recorded, the
 // same idempotency key across attempts, and no attempt overlapping the
 // orphaned process of the one before.
-func TestKillNineMidStepAndMidVerify(t *testing.T) {
-	s := startServer(t)
+func TestKillNineMidStepAndMidVerify(t *testing.T) { eachStore(t, testKillNineMidStepAndMidVerify) }
+
+func testKillNineMidStepAndMidVerify(t *testing.T, b backend) {
+	s := startServer(t, b)
 	s.must("apply", "-f", s.writeFile("p.yaml", crashPipeline()))
 	s.must("release", "create", "--pipeline", "crash", "--version", "1.0.0", "--artifact", "a=x/a@"+digest("c"))
 	var p view.Promotion
@@ -132,7 +134,11 @@ func TestKillNineMidStepAndMidVerify(t *testing.T) {
 // longer than the shutdown grace: the attempt is recorded as interrupted and
 // the next start runs attempt 2.
 func TestGracefulShutdownInterruptsAndResumes(t *testing.T) {
-	s := startServer(t, "--shutdown-grace", "500ms")
+	eachStore(t, testGracefulShutdownInterruptsAndResumes)
+}
+
+func testGracefulShutdownInterruptsAndResumes(t *testing.T, b backend) {
+	s := startServer(t, b, "--shutdown-grace", "500ms")
 	s.must("apply", "-f", s.writeFile("p.yaml", crashPipeline()))
 	s.must("release", "create", "--pipeline", "crash", "--version", "1.0.0", "--artifact", "a=x/a@"+digest("g"))
 	var p view.Promotion

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/pgtest"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -44,14 +45,30 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build ferry:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// backend is the store a server runs on.
+type backend string
+
+const (
+	sqliteStore   backend = "sqlite"
+	postgresStore backend = "postgres"
+)
+
+// eachStore runs a test once on each store.
+func eachStore(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range []backend{sqliteStore, postgresStore} {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
+	}
 }
 
 // server is a ferry server process.
 type server struct {
 	t      *testing.T
+	db     string // PostgreSQL DSN; empty for SQLite
 	data   string
 	work   string
 	addr   string
@@ -88,10 +105,14 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startServer starts `ferry server` on a new data directory.
-func startServer(t *testing.T, extraArgs ...string) *server {
+// startServer starts `ferry server` on a new data directory, or a new
+// PostgreSQL database.
+func startServer(t *testing.T, b backend, extraArgs ...string) *server {
 	t.Helper()
 	s := &server{t: t, data: filepath.Join(t.TempDir(), "data"), work: t.TempDir(), args: extraArgs}
+	if b == postgresStore {
+		s.db = pgtest.Shared(t).CreateDatabase(t, "e2e")
+	}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -102,6 +123,9 @@ func (s *server) start() {
 	s.t.Helper()
 	s.addr = freePort(s.t)
 	args := append([]string{"server", "--data", s.data, "--listen", s.addr, "--log-level", "debug"}, s.args...)
+	if s.db != "" {
+		args = append(args, "--db", s.db)
+	}
 	s.cmd = exec.Command(ferryBin, args...)
 	s.cmd.Env = append(os.Environ(), "WORK="+s.work, "DEPLOY_TOKEN=tok-3f9a1c", raceEnv)
 	s.logs = &syncBuffer{}

@@ -14,7 +14,11 @@ func snapshot(s *server) string {
 }
 
 func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
-	s := startServer(t)
+	eachStore(t, testBadInputIsRefusedAndChangesNothing)
+}
+
+func testBadInputIsRefusedAndChangesNothing(t *testing.T, b backend) {
+	s := startServer(t, b)
 	s.must("apply", "-f", s.writeFile("shop.yaml", shopPipeline))
 	createRelease(s, "1.0.0")
 	before := snapshot(s)
@@ -72,8 +76,10 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	}
 }
 
-func TestIdempotencyKeyReplaysPost(t *testing.T) {
-	s := startServer(t)
+func TestIdempotencyKeyReplaysPost(t *testing.T) { eachStore(t, testIdempotencyKeyReplaysPost) }
+
+func testIdempotencyKeyReplaysPost(t *testing.T, b backend) {
+	s := startServer(t, b)
 	s.must("apply", "-f", s.writeFile("shop.yaml", shopPipeline))
 	createRelease(s, "1.0.0")
 	req := map[string]any{"pipeline": "shop", "release": "1.0.0", "environment": "dev"}

@@ -47,7 +47,11 @@ func createRelease(s *server, version string) {
 }
 
 func TestPromoteThroughPipelineRollbackAndHistory(t *testing.T) {
-	s := startServer(t)
+	eachStore(t, testPromoteThroughPipelineRollbackAndHistory)
+}
+
+func testPromoteThroughPipelineRollbackAndHistory(t *testing.T, b backend) {
+	s := startServer(t, b)
 	file := s.writeFile("shop.yaml", shopPipeline)
 	if out := s.must("apply", "-f", file); !strings.Contains(out, "created") {
 		t.Fatalf("first apply: %q, want it to say a revision was created", out)
@@ -160,8 +164,10 @@ func TestPromoteThroughPipelineRollbackAndHistory(t *testing.T) {
 	}
 }
 
-func TestStepEnvironment(t *testing.T) {
-	s := startServer(t)
+func TestStepEnvironment(t *testing.T) { eachStore(t, testStepEnvironment) }
+
+func testStepEnvironment(t *testing.T, b backend) {
+	s := startServer(t, b)
 	s.must("apply", "-f", s.writeFile("p.yaml", `name: envs
 environments:
   - name: dev
@@ -198,8 +204,10 @@ environments:
 	}
 }
 
-func TestAbortTerminatesRunningStep(t *testing.T) {
-	s := startServer(t)
+func TestAbortTerminatesRunningStep(t *testing.T) { eachStore(t, testAbortTerminatesRunningStep) }
+
+func testAbortTerminatesRunningStep(t *testing.T, b backend) {
+	s := startServer(t, b)
 	s.must("apply", "-f", s.writeFile("p.yaml", `name: slow
 environments:
   - name: dev

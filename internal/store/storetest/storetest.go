@@ -57,7 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ViewReadOnly", testViewReadOnly},
 		{"ViewIsolation", testViewIsolation},
 		{"ConcurrentOptimistic", testConcurrentOptimistic},
-		{"ConcurrentSerializable", testConcurrentSerializable},
+		{"ConcurrentLocked", testConcurrentLocked},
 		{"BenchCommitAndPing", testBenchCommitAndPing},
 		{"Replicas", testReplicas},
 		{"Leases", testLeases},
