@@ -25,7 +25,11 @@ var (
 // Store is a durable, transactional store.
 type Store interface {
 	// Update runs fn in a read-write transaction, committed when fn returns nil
-	// and rolled back otherwise. Update transactions on one store are serializable.
+	// and rolled back otherwise. Transactions are atomic; concurrent ones are
+	// serialized by LockEnvironment, PutRevision (per pipeline), UpdatePromotion's
+	// version check and unique keys (SQLite runs them one at a time anyway). fn
+	// may run more than once (a store retries serialization failures), so it
+	// must have no effect outside the transaction.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(ctx context.Context, fn func(Tx) error) error
@@ -89,13 +93,15 @@ type Tx interface {
 	// StepLogs returns a promotion's log chunks in order.
 	StepLogs(ctx context.Context, promotionID string) ([]LogChunk, error)
 
-	// AppendAudit validates e, assigns Seq, and appends it.
+	// AppendAudit validates e and appends it; e.Seq is assigned by the time the
+	// transaction commits, gapless and in commit order.
 	AppendAudit(ctx context.Context, e *audit.Event) error
 	// AuditEvents returns the events matching f in Seq order.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
 
 	// Notify publishes msg to every replica sharing the store once the
 	// transaction commits. Stores used by a single process may ignore it.
+	// It is a write: call it in Update.
 	Notify(ctx context.Context, msg string) error
 	// PutReplica records that a replica is alive (insert or update by ID).
 	PutReplica(ctx context.Context, r *Replica) error
