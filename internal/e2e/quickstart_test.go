@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/pgtest"
 	"github.com/ferry-dev/ferry/internal/promotion"
 )
 
@@ -118,13 +119,21 @@ func httpGet(t *testing.T, url string) string {
 // holds coherent figures (the targets themselves are recorded in
 // docs/benchmarks.md, not asserted on a noisy machine).
 func TestBenchReportsFigures(t *testing.T) {
-	cmd := exec.Command(ferryBin, "bench", "-n", "30", "-c", "2", "-o", "json")
+	t.Run("sqlite", func(t *testing.T) { checkBench(t) })
+	t.Run("postgres-3-replicas", func(t *testing.T) {
+		checkBench(t, "--db", pgtest.Shared(t).CreateDatabase(t, "bench"), "--replicas", "3")
+	})
+}
+
+func checkBench(t *testing.T, args ...string) {
+	cmd := exec.Command(ferryBin, append([]string{"bench", "-n", "30", "-c", "2", "-o", "json"}, args...)...)
 	cmd.Env = append(os.Environ(), raceEnv)
 	b, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("ferry bench: %v\n%s", err, b)
 	}
 	var r struct {
+		Replicas                             int
 		Promotions                           int
 		PromotionsPerSec, TransitionsPerSec  float64
 		RawCommitsPerSec, CommitRatio        float64
@@ -133,7 +142,7 @@ func TestBenchReportsFigures(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
-	if r.Promotions != 30 || r.PromotionsPerSec <= 0 || r.RawCommitsPerSec <= 0 {
+	if r.Promotions != 30 || r.PromotionsPerSec <= 0 || r.RawCommitsPerSec <= 0 || (len(args) > 0 && r.Replicas != 3) {
 		t.Fatalf("bench figures: %+v", r)
 	}
 	// Each promotion makes 4 transitions (queued→gating→deploying→verifying→succeeded).
