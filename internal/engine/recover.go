@@ -110,6 +110,10 @@ func (e *Engine) resumeGating(ctx context.Context, id string) error {
 		if err != nil || p.State != promotion.Gating {
 			return err
 		}
+		if p.WakeAt != nil {
+			t.effects = append(t.effects, effect{kind: effWait, id: id, at: *p.WakeAt})
+			return nil
+		}
 		rev, err := e.revision(ctx, t.tx, p.Pipeline, p.Revision)
 		if err != nil {
 			return err

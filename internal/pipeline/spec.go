@@ -5,6 +5,8 @@ package pipeline
 
 import (
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/gate/window"
 )
 
 // Spec is one pipeline as written in YAML.
@@ -29,6 +31,73 @@ type Environment struct {
 	Verify []Step `yaml:"verify,omitempty" json:"verify,omitempty"`
 	// Rollback configures what happens when a step or check fails.
 	Rollback *Rollback `yaml:"rollback,omitempty" json:"rollback,omitempty"`
+	// Gates must hold before a release deploys into the environment.
+	Gates *Gates `yaml:"gates,omitempty" json:"gates,omitempty"`
+}
+
+// Gates are an environment's conditions before deploying, evaluated in this
+// order: upstream success (always), soak, policies, windows, approvals; then
+// the preflight checks run before the steps.
+type Gates struct {
+	// Soak is how long the release must have run successfully in every
+	// upstream environment, with no failed or rolled-back promotion of it since.
+	Soak Duration `yaml:"soak,omitempty" json:"soak,omitempty"`
+	// Policies are CEL expressions that must all hold.
+	Policies []Policy `yaml:"policies,omitempty" json:"policies,omitempty"`
+	// Windows are the times deployments are allowed, and the freezes.
+	Windows *window.Spec `yaml:"windows,omitempty" json:"windows,omitempty"`
+	// Approvals are the people who must approve.
+	Approvals *Approvals `yaml:"approvals,omitempty" json:"approvals,omitempty"`
+	// Preflight checks run before the deploy steps; a failure ends the
+	// promotion failed with nothing deployed.
+	Preflight []Step `yaml:"preflight,omitempty" json:"preflight,omitempty"`
+	// ExpediteRoles may request expedited promotions (skipping soak). Defaults to [admin].
+	ExpediteRoles []string `yaml:"expediteRoles,omitempty" json:"expediteRoles,omitempty"`
+	// OverrideRole may override windows and freezes besides admin (break-glass).
+	OverrideRole string `yaml:"overrideRole,omitempty" json:"overrideRole,omitempty"`
+	// Rollbacks says which time-based gates also apply to rollbacks; by
+	// default rollbacks skip soak and windows (never RBAC, policies or approvals).
+	Rollbacks *RollbackGates `yaml:"rollbacks,omitempty" json:"rollbacks,omitempty"`
+}
+
+// Policy is a CEL expression over the release, pipeline, environment,
+// promotion, now and history that must be true.
+type Policy struct {
+	Name string `yaml:"name" json:"name"`
+	Expr string `yaml:"expr" json:"expr"`
+	// Message is shown when the policy fails.
+	Message string `yaml:"message,omitempty" json:"message,omitempty"`
+}
+
+// Approvals configures who must approve a promotion.
+type Approvals struct {
+	// Required is a count ("2") or a CEL expression giving one
+	// ('release.labels["risk"] == "low" ? 0 : 2').
+	Required string `yaml:"required" json:"required"`
+	// From lists who may approve: "role:NAME" or "user:NAME". Empty: anyone with the approver role.
+	From []string `yaml:"from,omitempty" json:"from,omitempty"`
+	// AllowSelfApproval lets the release's creator and the promotion's requester approve.
+	AllowSelfApproval bool `yaml:"allowSelfApproval,omitempty" json:"allowSelfApproval,omitempty"`
+	// ExpiresAfter voids approvals older than this.
+	ExpiresAfter Duration `yaml:"expiresAfter,omitempty" json:"expiresAfter,omitempty"`
+	// Timeout is how long a promotion waits for approvals; then OnTimeout applies.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// OnTimeout is "reject" (the default) or "escalate".
+	OnTimeout string `yaml:"onTimeout,omitempty" json:"onTimeout,omitempty"`
+	// Escalate calls a webhook after a wait.
+	Escalate *Escalate `yaml:"escalate,omitempty" json:"escalate,omitempty"`
+}
+
+// Escalate posts to a webhook when approvals are late.
+type Escalate struct {
+	After   Duration `yaml:"after,omitempty" json:"after,omitempty"`
+	Webhook string   `yaml:"webhook" json:"webhook"`
+}
+
+// RollbackGates turns time-based gates on for rollbacks.
+type RollbackGates struct {
+	Soak    bool `yaml:"soak,omitempty" json:"soak,omitempty"`
+	Windows bool `yaml:"windows,omitempty" json:"windows,omitempty"`
 }
 
 // AutoRollback reports whether a failed promotion into e is rolled back

@@ -16,8 +16,11 @@ type StepPlan struct {
 // Plan is what the transition function needs to know of the pipeline
 // revision a promotion pinned.
 type Plan struct {
-	Deploy []StepPlan
-	Verify []StepPlan
+	// Preflight checks run before the deploy steps; a failure ends the
+	// promotion failed with nothing deployed.
+	Preflight []StepPlan
+	Deploy    []StepPlan
+	Verify    []StepPlan
 	// AutoRollback redeploys the previous release when a step or check fails.
 	AutoRollback bool
 }
@@ -30,6 +33,8 @@ func (pl Plan) Rollback() []StepPlan {
 // Steps returns the steps of a phase.
 func (pl Plan) Steps(ph Phase) []StepPlan {
 	switch ph {
+	case PhasePreflight:
+		return pl.Preflight
 	case PhaseDeploy:
 		return pl.Deploy
 	case PhaseVerify:
@@ -87,6 +92,12 @@ type Event struct {
 	Gate GateResult
 	// Reason explains the event in words (a gate's reason, a step's error, an abort's reason).
 	Reason string
+	// WakeAt is, for a pending EvGates, when to evaluate the gates again (a
+	// soak ends, a window opens, an approval times out).
+	WakeAt *time.Time
+	// Approval is set on a pending EvGates when what is missing is approvals:
+	// the promotion then waits in awaiting_approval.
+	Approval bool
 }
 
 // ActionType names work the engine must do after committing a decision.
@@ -210,27 +221,53 @@ func (m *machine) apply(ev Event) error {
 			return nil
 		}
 	case Gating:
-		if ev.Type == EvGates {
+		switch {
+		case ev.Type == EvGates && m.p.WakeAt == nil:
 			switch ev.Gate {
 			case GatePass:
-				m.enterPhase(PhaseDeploy, orDefault(ev.Reason, "gates passed"))
+				if len(m.plan.Preflight) > 0 {
+					m.enterPhase(PhasePreflight, orDefault(ev.Reason, "gates passed: running preflight checks"))
+				} else {
+					m.enterPhase(PhaseDeploy, orDefault(ev.Reason, "gates passed"))
+				}
 				return nil
 			case GatePending:
+				if ev.WakeAt != nil && !ev.Approval {
+					// Wait in gating for the time the gates name (a soak, a window).
+					m.wait(*ev.WakeAt, orDefault(ev.Reason, "waiting for a gate"))
+					return nil
+				}
 				m.to(AwaitingApproval, orDefault(ev.Reason, "waiting for approval"))
+				if ev.WakeAt != nil {
+					m.wait(*ev.WakeAt, m.p.Message)
+				}
 				return nil
 			case GateFail:
 				m.to(Rejected, orDefault(ev.Reason, "a gate refused the promotion"))
 				return nil
 			}
+		case ev.Type == EvWake && m.p.WakeAt != nil:
+			m.p.WakeAt = nil
+			m.acts = append(m.acts, Action{Type: ActEvaluateGates})
+			return nil
 		}
 	case AwaitingApproval:
 		switch ev.Type {
 		case EvApprove:
+			m.p.WakeAt = nil
 			m.to(Gating, orDefault(ev.Reason, "approved: evaluating gates"))
 			m.acts = append(m.acts, Action{Type: ActEvaluateGates})
 			return nil
 		case EvReject:
 			m.to(Rejected, orDefault(ev.Reason, "rejected"))
+			return nil
+		case EvWake:
+			if m.p.WakeAt == nil {
+				break
+			}
+			m.p.WakeAt = nil
+			m.to(Gating, orDefault(ev.Reason, "approval deadline reached: evaluating gates"))
+			m.acts = append(m.acts, Action{Type: ActEvaluateGates})
 			return nil
 		}
 	case Deploying, Verifying, RollingBack:
@@ -266,13 +303,24 @@ func (m *machine) apply(ev Event) error {
 	return m.invalid(ev.Type)
 }
 
+// wait sets the promotion's timer: the engine reports EvWake at t.
+func (m *machine) wait(t time.Time, reason string) {
+	m.p.WakeAt = &t
+	m.p.Message = reason
+	m.acts = append(m.acts, Action{Type: ActWait})
+}
+
 // enterPhase moves to the state of phase ph and starts its first step,
 // skipping empty phases.
 func (m *machine) enterPhase(ph Phase, reason string) {
 	for {
 		switch ph {
-		case PhaseDeploy:
+		case PhasePreflight:
 			m.to(Deploying, reason)
+		case PhaseDeploy:
+			if m.p.State != Deploying {
+				m.to(Deploying, reason)
+			}
 		case PhaseVerify:
 			m.to(Verifying, reason)
 		case PhaseRollback:
@@ -284,6 +332,9 @@ func (m *machine) enterPhase(ph Phase, reason string) {
 			return
 		}
 		switch ph {
+		case PhasePreflight:
+			ph = PhaseDeploy
+			continue
 		case PhaseDeploy:
 			ph, reason = PhaseVerify, "no deploy steps: verifying"
 			continue
@@ -305,6 +356,9 @@ func (m *machine) stepSucceeded() {
 		return
 	}
 	switch c.Phase {
+	case PhasePreflight:
+		m.p.Message = "preflight checks passed: deploying"
+		m.enterPhase(PhaseDeploy, m.p.Message)
 	case PhaseDeploy:
 		m.enterPhase(PhaseVerify, "deploy steps succeeded: verifying")
 	case PhaseVerify:
@@ -338,6 +392,8 @@ func (m *machine) stepFailed(reason string) {
 	}
 	why := fmt.Sprintf("%s %s failed: %s", what, sp.Name, reason)
 	switch {
+	case c.Phase == PhasePreflight:
+		m.to(Failed, fmt.Sprintf("preflight check %s failed: %s; nothing was deployed", sp.Name, reason))
 	case c.Phase == PhaseRollback:
 		m.to(RollbackFailed, "rollback "+why)
 	case m.p.Kind == KindRollback:

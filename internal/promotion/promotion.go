@@ -69,9 +69,10 @@ type Phase string
 
 // The phases of a promotion.
 const (
-	PhaseDeploy   Phase = "deploy"
-	PhaseVerify   Phase = "verify"
-	PhaseRollback Phase = "rollback"
+	PhasePreflight Phase = "preflight"
+	PhaseDeploy    Phase = "deploy"
+	PhaseVerify    Phase = "verify"
+	PhaseRollback  Phase = "rollback"
 )
 
 // Cursor points at the step a promotion is running or about to run.
@@ -105,6 +106,15 @@ type Promotion struct {
 	Actor string `json:"actor"`
 	// Forced is set when upstream requirements were overridden.
 	Forced bool `json:"forced,omitempty"`
+	// Expedited is set for a hotfix promotion that skips soak; it awaits review.
+	Expedited bool `json:"expedited,omitempty"`
+	// OverrideWindow is set for a break-glass promotion that ignores
+	// deployment windows and freezes; it awaits review.
+	OverrideWindow bool `json:"overrideWindow,omitempty"`
+	// Gates holds the latest evaluation of the environment's gates.
+	Gates []GateEvaluation `json:"gates,omitempty"`
+	// Review records the after-the-fact review of an expedited or break-glass promotion.
+	Review *Review `json:"review,omitempty"`
 	// RollbackID and RollbackVersion name the release to restore if this promotion fails.
 	RollbackID      string `json:"rollbackId,omitempty"`
 	RollbackVersion string `json:"rollbackVersion,omitempty"`
@@ -123,6 +133,51 @@ type Promotion struct {
 	LeaseUntil time.Time `json:"leaseUntil,omitempty"`
 	// Version increments on every update, for optimistic concurrency.
 	Version int64 `json:"version"`
+}
+
+// GateEvaluation is the outcome of one gate for a promotion.
+type GateEvaluation struct {
+	// Name identifies the gate ("upstream", "soak", a policy's name, "windows", "approvals").
+	Name string `json:"name"`
+	// Kind is the gate's kind: upstream, soak, policy, windows, approvals.
+	Kind   string     `json:"kind"`
+	Result GateResult `json:"result"`
+	// Reason explains the result to a person.
+	Reason string `json:"reason"`
+	// Until is when a pending gate may pass (soak ends, a window opens), if known.
+	Until *time.Time `json:"until,omitempty"`
+	At    time.Time  `json:"at"`
+}
+
+// Review is a person's after-the-fact review of an expedited or break-glass promotion.
+type Review struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment"`
+}
+
+// Decision is a person's verdict on a promotion awaiting approval.
+type Decision string
+
+// The decisions.
+const (
+	Approve Decision = "approve"
+	Reject  Decision = "reject"
+)
+
+// Approval is one person's decision on a promotion, bound to exactly what
+// they saw: the release's content digest and the pipeline revision.
+type Approval struct {
+	PromotionID string   `json:"promotionId"`
+	User        string   `json:"user"`
+	Decision    Decision `json:"decision"`
+	Comment     string   `json:"comment,omitempty"`
+	// Roles are the approver's roles that covered the environment when they decided ("approver", "admin").
+	Roles []string `json:"roles,omitempty"`
+	// ReleaseDigest and Revision bind the approval: a change to either voids it.
+	ReleaseDigest string    `json:"releaseDigest"`
+	Revision      int       `json:"revision"`
+	At            time.Time `json:"at"`
 }
 
 // StepState is the state of one step attempt.

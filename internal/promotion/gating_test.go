@@ -1,0 +1,85 @@
+package promotion
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func mustApply(t *testing.T, p Promotion, plan Plan, ev Event) Result {
+	t.Helper()
+	res, err := Apply(p, plan, ev, t0)
+	if err != nil {
+		t.Fatalf("%s in %s: %v", ev.Type, p.State, err)
+	}
+	return res
+}
+
+func actionTypes(r Result) []ActionType {
+	var out []ActionType
+	for _, a := range r.Actions {
+		out = append(out, a.Type)
+	}
+	return out
+}
+
+func TestGatingWaitsForATimeThenReevaluates(t *testing.T) {
+	p := Promotion{ID: "p", State: Gating, Kind: KindPromote}
+	plan := Plan{Deploy: []StepPlan{{Name: "d"}}}
+	at := t0.Add(30 * time.Minute)
+	res := mustApply(t, p, plan, Event{Type: EvGates, Gate: GatePending, WakeAt: &at, Reason: "soak: 30m left"})
+	if res.Promotion.State != Gating || len(res.Transitions) != 0 || res.Promotion.WakeAt == nil || !res.Promotion.WakeAt.Equal(at) {
+		t.Fatalf("pending with a time: state %s, transitions %v, wake %v", res.Promotion.State, res.Transitions, res.Promotion.WakeAt)
+	}
+	if got := actionTypes(res); len(got) != 1 || got[0] != ActWait || res.Promotion.Message != "soak: 30m left" {
+		t.Fatalf("actions %v, message %q", got, res.Promotion.Message)
+	}
+	// A second evaluation while the timer is armed is refused.
+	if _, err := Apply(res.Promotion, plan, Event{Type: EvGates, Gate: GatePass}, t0); !errors.As(err, new(*InvalidEventError)) {
+		t.Fatalf("EvGates while waiting: %v", err)
+	}
+	woke := mustApply(t, res.Promotion, plan, Event{Type: EvWake})
+	if woke.Promotion.WakeAt != nil || woke.Promotion.State != Gating {
+		t.Fatalf("after wake: %+v", woke.Promotion)
+	}
+	if got := actionTypes(woke); len(got) != 1 || got[0] != ActEvaluateGates {
+		t.Fatalf("wake actions %v", got)
+	}
+}
+
+func TestAwaitingApprovalTimesOut(t *testing.T) {
+	p := Promotion{ID: "p", State: Gating, Kind: KindPromote}
+	deadline := t0.Add(8 * time.Hour)
+	res := mustApply(t, p, Plan{}, Event{Type: EvGates, Gate: GatePending, Approval: true, WakeAt: &deadline, Reason: "needs 2 approvals"})
+	if res.Promotion.State != AwaitingApproval || res.Promotion.WakeAt == nil || !res.Promotion.WakeAt.Equal(deadline) {
+		t.Fatalf("awaiting: %+v", res.Promotion)
+	}
+	woke := mustApply(t, res.Promotion, Plan{}, Event{Type: EvWake})
+	if woke.Promotion.State != Gating || woke.Promotion.WakeAt != nil || actionTypes(woke)[0] != ActEvaluateGates {
+		t.Fatalf("after the deadline: %+v %v", woke.Promotion, actionTypes(woke))
+	}
+	// Approval before the deadline clears the timer.
+	appr := mustApply(t, res.Promotion, Plan{}, Event{Type: EvApprove})
+	if appr.Promotion.State != Gating || appr.Promotion.WakeAt != nil {
+		t.Fatalf("after approval: %+v", appr.Promotion)
+	}
+}
+
+func TestPreflightRunsFirstAndFailsWithoutRollback(t *testing.T) {
+	plan := Plan{Preflight: []StepPlan{{Name: "quota"}}, Deploy: []StepPlan{{Name: "d"}}, AutoRollback: true}
+	p := Promotion{ID: "p", State: Gating, Kind: KindPromote, RollbackID: "r0", RollbackVersion: "0.9"}
+	res := mustApply(t, p, plan, Event{Type: EvGates, Gate: GatePass})
+	if res.Promotion.State != Deploying || res.Promotion.Cursor.Phase != PhasePreflight {
+		t.Fatalf("after gates: %s %+v", res.Promotion.State, res.Promotion.Cursor)
+	}
+	ok := mustApply(t, res.Promotion, plan, Event{Type: EvStepSucceeded})
+	if ok.Promotion.State != Deploying || ok.Promotion.Cursor.Phase != PhaseDeploy || len(ok.Transitions) != 0 {
+		t.Fatalf("after preflight: %s %+v transitions %v", ok.Promotion.State, ok.Promotion.Cursor, ok.Transitions)
+	}
+	failed := mustApply(t, res.Promotion, plan, Event{Type: EvStepFailed, Reason: "quota exhausted"})
+	if failed.Promotion.State != Failed || failed.Promotion.Message != "preflight check quota failed: quota exhausted; nothing was deployed" {
+		t.Fatalf("preflight failure: %s %q", failed.Promotion.State, failed.Promotion.Message)
+	}
+}
