@@ -117,6 +117,12 @@ type Tx interface {
 	// claim the same promotion.
 	ClaimExpired(ctx context.Context, owner string, now, until time.Time, limit int) ([]promotion.Promotion, error)
 
+	// PutApproval records a person's decision on a promotion; a later decision
+	// by the same user on the same promotion replaces the earlier one.
+	PutApproval(ctx context.Context, a *promotion.Approval) error
+	// Approvals returns a promotion's decisions, oldest first.
+	Approvals(ctx context.Context, promotionID string) ([]promotion.Approval, error)
+
 	// Idempotency returns the stored response for an idempotency key.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	// PutIdempotency stores a response for an idempotency key; ErrConflict if the key exists.
@@ -132,6 +138,8 @@ type PromotionFilter struct {
 	States      []promotion.State
 	// Active selects only non-terminal promotions.
 	Active bool
+	// Unreviewed selects expedited or break-glass promotions nobody has reviewed.
+	Unreviewed bool
 	// Ascending orders by Seq ascending; the default is newest first.
 	Ascending bool
 	Limit     int

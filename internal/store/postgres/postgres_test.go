@@ -519,6 +519,9 @@ func TestConflictKeepsTransaction(t *testing.T) {
 		if err := tx.AppendStepLog(ctx, &store.LogChunk{PromotionID: "p9", Phase: promotion.PhaseDeploy, At: when}); !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("log of an unknown promotion: got %v, want %v", err, store.ErrNotFound)
 		}
+		if err := tx.PutApproval(ctx, &promotion.Approval{PromotionID: "p9", User: "alice", Decision: promotion.Approve, At: when}); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("approval of an unknown promotion: got %v, want %v", err, store.ErrNotFound)
+		}
 		return tx.InsertRelease(ctx, testRelease("r2", "2"))
 	})
 	if got := count(t, s, "releases"); got != 2 {

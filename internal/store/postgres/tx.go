@@ -394,7 +394,74 @@ func (t *tx) LockEnvironment(ctx context.Context, pipelineName, env string) erro
 
 const promotionColumns = `id, seq, pipeline, environment, kind, release_id, release_version, revision, state,
 	reason, actor, forced, rollback_id, rollback_version, cursor_phase, cursor_index, cursor_attempt,
-	cursor_failures, wake_at, message, created_at, updated_at, started_at, finished_at, owner, lease_until, version`
+	cursor_failures, wake_at, message, created_at, updated_at, started_at, finished_at, owner, lease_until,
+	expedited, override_window, gates, reviewed_by, reviewed_at, review_comment, version`
+
+// encGates encodes gate evaluations as JSON text with their times in UTC,
+// or NULL when there are none.
+func encGates(gates []promotion.GateEvaluation) (*string, error) {
+	if len(gates) == 0 {
+		return nil, nil
+	}
+	out := make([]promotion.GateEvaluation, len(gates))
+	for i, g := range gates {
+		g.At = g.At.UTC()
+		if g.Until != nil {
+			u := g.Until.UTC()
+			g.Until = &u
+		}
+		out[i] = g
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// decGates decodes what encGates stored.
+func decGates(s *string) ([]promotion.GateEvaluation, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var gates []promotion.GateEvaluation
+	if err := json.Unmarshal([]byte(*s), &gates); err != nil {
+		return nil, err
+	}
+	if len(gates) == 0 {
+		return nil, nil
+	}
+	return gates, nil
+}
+
+// encStrings encodes a list of strings as JSON text, or NULL when it is empty.
+func encStrings(list []string) (*string, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// decStrings decodes what encStrings stored.
+func decStrings(s *string) ([]string, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(*s), &list); err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return list, nil
+}
 
 func scanPromotion(sc scanner) (*promotion.Promotion, error) {
 	var (
@@ -402,17 +469,35 @@ func scanPromotion(sc scanner) (*promotion.Promotion, error) {
 		wakeAt, startedAt, finishedAt    *string
 		createdAt, updatedAt, leaseUntil string
 		kind, state, phase               string
+		gates                            *string
+		reviewedBy, reviewedAt, comment  *string
 		err                              error
 	)
 	if err := sc.Scan(&p.ID, &p.Seq, &p.Pipeline, &p.Environment, &kind, &p.ReleaseID, &p.ReleaseVersion,
 		&p.Revision, &state, &p.Reason, &p.Actor, &p.Forced, &p.RollbackID, &p.RollbackVersion,
 		&phase, &p.Cursor.Index, &p.Cursor.Attempt, &p.Cursor.Failures, &wakeAt, &p.Message,
-		&createdAt, &updatedAt, &startedAt, &finishedAt, &p.Owner, &leaseUntil, &p.Version); err != nil {
+		&createdAt, &updatedAt, &startedAt, &finishedAt, &p.Owner, &leaseUntil,
+		&p.Expedited, &p.OverrideWindow, &gates, &reviewedBy, &reviewedAt, &comment, &p.Version); err != nil {
 		return nil, err
 	}
 	p.Kind = promotion.Kind(kind)
 	p.State = promotion.State(state)
 	p.Cursor.Phase = promotion.Phase(phase)
+	if p.Gates, err = decGates(gates); err != nil {
+		return nil, fmt.Errorf("promotion %s: decode gates: %w", p.ID, err)
+	}
+	if reviewedAt != nil {
+		p.Review = &promotion.Review{}
+		if reviewedBy != nil {
+			p.Review.By = *reviewedBy
+		}
+		if comment != nil {
+			p.Review.Comment = *comment
+		}
+		if p.Review.At, err = decTime(*reviewedAt); err != nil {
+			return nil, err
+		}
+	}
 	if p.WakeAt, err = decTimePtr(wakeAt); err != nil {
 		return nil, err
 	}
@@ -436,12 +521,22 @@ func scanPromotion(sc scanner) (*promotion.Promotion, error) {
 
 // promotionValues returns the stored columns of p after id and seq, in the
 // order of promotionColumns, without version.
-func promotionValues(p *promotion.Promotion) []any {
+func promotionValues(p *promotion.Promotion) ([]any, error) {
+	gates, err := encGates(p.Gates)
+	if err != nil {
+		return nil, fmt.Errorf("encode gates: %w", err)
+	}
+	var reviewedBy, reviewedAt, comment *string
+	if r := p.Review; r != nil {
+		by, at, c := r.By, encTime(r.At), r.Comment
+		reviewedBy, reviewedAt, comment = &by, &at, &c
+	}
 	return []any{p.Pipeline, p.Environment, string(p.Kind), p.ReleaseID, p.ReleaseVersion, p.Revision,
 		string(p.State), p.Reason, p.Actor, p.Forced, p.RollbackID, p.RollbackVersion,
 		string(p.Cursor.Phase), p.Cursor.Index, p.Cursor.Attempt, p.Cursor.Failures, encTimePtr(p.WakeAt),
 		p.Message, encTime(p.CreatedAt), encTime(p.UpdatedAt), encTimePtr(p.StartedAt),
-		encTimePtr(p.FinishedAt), p.Owner, encTime(p.LeaseUntil)}
+		encTimePtr(p.FinishedAt), p.Owner, encTime(p.LeaseUntil),
+		p.Expedited, p.OverrideWindow, gates, reviewedBy, reviewedAt, comment}, nil
 }
 
 func (t *tx) InsertPromotion(ctx context.Context, p *promotion.Promotion) error {
@@ -451,14 +546,19 @@ func (t *tx) InsertPromotion(ctx context.Context, p *promotion.Promotion) error 
 	if p.ID == "" {
 		return fmt.Errorf("insert promotion of %s into %s/%s: ID is required", p.ReleaseVersion, p.Pipeline, p.Environment)
 	}
-	args := append([]any{p.ID}, promotionValues(p)...)
+	values, err := promotionValues(p)
+	if err != nil {
+		return fmt.Errorf("insert promotion %s: %w", p.ID, err)
+	}
+	args := append([]any{p.ID}, values...)
 	var seq int64
-	err := t.queryRow(ctx, `INSERT INTO promotions (id, pipeline, environment, kind, release_id,
+	err = t.queryRow(ctx, `INSERT INTO promotions (id, pipeline, environment, kind, release_id,
 		release_version, revision, state, reason, actor, forced, rollback_id, rollback_version, cursor_phase,
 		cursor_index, cursor_attempt, cursor_failures, wake_at, message, created_at, updated_at, started_at,
-		finished_at, owner, lease_until, version)
+		finished_at, owner, lease_until, expedited, override_window, gates, reviewed_by, reviewed_at,
+		review_comment, version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, $25, 1)
+			$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, 1)
 		ON CONFLICT DO NOTHING RETURNING seq`, args...).Scan(&seq)
 	if errors.Is(err, pgx.ErrNoRows) || isUnique(err) {
 		return fmt.Errorf("insert promotion %s: already exists: %w", p.ID, store.ErrConflict)
@@ -477,13 +577,18 @@ func (t *tx) UpdatePromotion(ctx context.Context, p *promotion.Promotion) error 
 	if err := t.writable("update promotion"); err != nil {
 		return err
 	}
-	args := append(promotionValues(p), p.ID, p.Version)
+	values, err := promotionValues(p)
+	if err != nil {
+		return fmt.Errorf("update promotion %s: %w", p.ID, err)
+	}
+	args := append(values, p.ID, p.Version)
 	tag, err := t.exec(ctx, `UPDATE promotions SET pipeline = $1, environment = $2, kind = $3,
 		release_id = $4, release_version = $5, revision = $6, state = $7, reason = $8, actor = $9, forced = $10,
 		rollback_id = $11, rollback_version = $12, cursor_phase = $13, cursor_index = $14, cursor_attempt = $15,
 		cursor_failures = $16, wake_at = $17, message = $18, created_at = $19, updated_at = $20, started_at = $21,
-		finished_at = $22, owner = $23, lease_until = $24, version = version + 1
-		WHERE id = $25 AND version = $26`, args...)
+		finished_at = $22, owner = $23, lease_until = $24, expedited = $25, override_window = $26, gates = $27,
+		reviewed_by = $28, reviewed_at = $29, review_comment = $30, version = version + 1
+		WHERE id = $31 AND version = $32`, args...)
 	if err != nil {
 		return fmt.Errorf("update promotion %s: %w", p.ID, err)
 	}
@@ -582,6 +687,9 @@ func (t *tx) Promotions(ctx context.Context, f store.PromotionFilter) ([]promoti
 	}
 	if f.Active {
 		c.add("state <> ALL(?)", terminalStates())
+	}
+	if f.Unreviewed {
+		c.add("(expedited OR override_window) AND reviewed_at IS NULL")
 	}
 	q := `SELECT ` + promotionColumns + ` FROM promotions` + c.sql()
 	if f.Ascending {
@@ -954,4 +1062,64 @@ func (t *tx) PutIdempotency(ctx context.Context, r *store.IdempotencyRecord) err
 		return fmt.Errorf("put idempotency key %q: %w", r.Key, err)
 	}
 	return nil
+}
+
+// ---- approvals ----
+
+// PutApproval checks in its statement that the promotion exists, so that
+// refusing the decision does not abort the transaction. A decision replacing
+// the user's earlier one takes a new seq, so it sorts as inserted now.
+func (t *tx) PutApproval(ctx context.Context, a *promotion.Approval) error {
+	if err := t.writable("put approval"); err != nil {
+		return err
+	}
+	roles, err := encStrings(a.Roles)
+	if err != nil {
+		return fmt.Errorf("put approval of %s on promotion %s: encode roles: %w", a.User, a.PromotionID, err)
+	}
+	tag, err := t.exec(ctx, `INSERT INTO approvals (promotion_id, user_name, decision, comment, roles,
+		release_digest, revision, at)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE EXISTS (SELECT 1 FROM promotions WHERE id = $1)
+		ON CONFLICT (promotion_id, user_name) DO UPDATE SET seq = DEFAULT, decision = excluded.decision,
+			comment = excluded.comment, roles = excluded.roles, release_digest = excluded.release_digest,
+			revision = excluded.revision, at = excluded.at`,
+		a.PromotionID, a.User, string(a.Decision), a.Comment, roles, a.ReleaseDigest, a.Revision, encTime(a.At))
+	switch {
+	case isForeignKey(err) || err == nil && tag.RowsAffected() == 0:
+		return fmt.Errorf("put approval of %s: promotion %s: %w", a.User, a.PromotionID, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("put approval of %s on promotion %s: %w", a.User, a.PromotionID, err)
+	}
+	return nil
+}
+
+func scanApproval(sc scanner) (*promotion.Approval, error) {
+	var (
+		a            promotion.Approval
+		decision, at string
+		roles        *string
+		err          error
+	)
+	if err := sc.Scan(&a.PromotionID, &a.User, &decision, &a.Comment, &roles, &a.ReleaseDigest,
+		&a.Revision, &at); err != nil {
+		return nil, err
+	}
+	a.Decision = promotion.Decision(decision)
+	if a.Roles, err = decStrings(roles); err != nil {
+		return nil, fmt.Errorf("approval of %s: decode roles: %w", a.User, err)
+	}
+	if a.At, err = decTime(at); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func (t *tx) Approvals(ctx context.Context, promotionID string) ([]promotion.Approval, error) {
+	rows, err := t.query(ctx, `SELECT promotion_id, user_name, decision, comment, roles, release_digest,
+		revision, at FROM approvals WHERE promotion_id = $1 ORDER BY at, seq`, promotionID)
+	out, err := collect(t, rows, err, scanApproval)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals of promotion %s: %w", promotionID, err)
+	}
+	return out, nil
 }

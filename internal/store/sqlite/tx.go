@@ -55,7 +55,7 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 func (t *tx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	s, err := t.stmt(ctx, query)
 	if err != nil {
-		return t.queryRow(ctx, query, args...)
+		return t.tx.QueryRowContext(ctx, query, args...)
 	}
 	return s.QueryRowContext(ctx, args...)
 }
@@ -352,27 +352,113 @@ func (t *tx) LockEnvironment(ctx context.Context, pipelineName, env string) erro
 
 const promotionColumns = `id, seq, pipeline, environment, kind, release_id, release_version, revision, state,
 	reason, actor, forced, rollback_id, rollback_version, cursor_phase, cursor_index, cursor_attempt,
-	cursor_failures, wake_at, message, created_at, updated_at, started_at, finished_at, owner, lease_until, version`
+	cursor_failures, wake_at, message, created_at, updated_at, started_at, finished_at, owner, lease_until,
+	expedited, override_window, gates, reviewed_by, reviewed_at, review_comment, version`
+
+// encGates encodes gate evaluations as JSON text with their times in UTC,
+// or NULL when there are none.
+func encGates(gates []promotion.GateEvaluation) (any, error) {
+	if len(gates) == 0 {
+		return nil, nil
+	}
+	out := make([]promotion.GateEvaluation, len(gates))
+	for i, g := range gates {
+		g.At = g.At.UTC()
+		if g.Until != nil {
+			u := g.Until.UTC()
+			g.Until = &u
+		}
+		out[i] = g
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// decGates decodes what encGates stored.
+func decGates(s sql.NullString) ([]promotion.GateEvaluation, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var gates []promotion.GateEvaluation
+	if err := json.Unmarshal([]byte(s.String), &gates); err != nil {
+		return nil, err
+	}
+	if len(gates) == 0 {
+		return nil, nil
+	}
+	return gates, nil
+}
+
+// encStrings encodes a list of strings as JSON text, or NULL when it is empty.
+func encStrings(list []string) (any, error) {
+	if len(list) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// decStrings decodes what encStrings stored.
+func decStrings(s sql.NullString) ([]string, error) {
+	if !s.Valid {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(s.String), &list); err != nil {
+		return nil, err
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return list, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 func scanPromotion(sc scanner) (*promotion.Promotion, error) {
 	var (
-		p                                promotion.Promotion
-		wakeAt, startedAt, finishedAt    sql.NullString
-		createdAt, updatedAt, leaseUntil string
-		kind, state, phase               string
-		forced                           int
-		err                              error
+		p                                 promotion.Promotion
+		wakeAt, startedAt, finishedAt     sql.NullString
+		createdAt, updatedAt, leaseUntil  string
+		kind, state, phase                string
+		forced, expedited, overrideWindow int
+		gates                             sql.NullString
+		reviewedBy, reviewedAt, comment   sql.NullString
+		err                               error
 	)
 	if err := sc.Scan(&p.ID, &p.Seq, &p.Pipeline, &p.Environment, &kind, &p.ReleaseID, &p.ReleaseVersion,
 		&p.Revision, &state, &p.Reason, &p.Actor, &forced, &p.RollbackID, &p.RollbackVersion,
 		&phase, &p.Cursor.Index, &p.Cursor.Attempt, &p.Cursor.Failures, &wakeAt, &p.Message,
-		&createdAt, &updatedAt, &startedAt, &finishedAt, &p.Owner, &leaseUntil, &p.Version); err != nil {
+		&createdAt, &updatedAt, &startedAt, &finishedAt, &p.Owner, &leaseUntil,
+		&expedited, &overrideWindow, &gates, &reviewedBy, &reviewedAt, &comment, &p.Version); err != nil {
 		return nil, err
 	}
 	p.Kind = promotion.Kind(kind)
 	p.State = promotion.State(state)
 	p.Cursor.Phase = promotion.Phase(phase)
 	p.Forced = forced != 0
+	p.Expedited = expedited != 0
+	p.OverrideWindow = overrideWindow != 0
+	if p.Gates, err = decGates(gates); err != nil {
+		return nil, fmt.Errorf("promotion %s: decode gates: %w", p.ID, err)
+	}
+	if reviewedAt.Valid {
+		p.Review = &promotion.Review{By: reviewedBy.String, Comment: comment.String}
+		if p.Review.At, err = decTime(reviewedAt.String); err != nil {
+			return nil, err
+		}
+	}
 	if p.WakeAt, err = decTimePtr(wakeAt); err != nil {
 		return nil, err
 	}
@@ -396,16 +482,21 @@ func scanPromotion(sc scanner) (*promotion.Promotion, error) {
 
 // promotionValues returns the stored columns of p after id, seq, in the order
 // of promotionColumns, without version.
-func promotionValues(p *promotion.Promotion) []any {
-	forced := 0
-	if p.Forced {
-		forced = 1
+func promotionValues(p *promotion.Promotion) ([]any, error) {
+	gates, err := encGates(p.Gates)
+	if err != nil {
+		return nil, fmt.Errorf("encode gates: %w", err)
+	}
+	var reviewedBy, reviewedAt, comment any
+	if r := p.Review; r != nil {
+		reviewedBy, reviewedAt, comment = r.By, encTime(r.At), r.Comment
 	}
 	return []any{p.Pipeline, p.Environment, string(p.Kind), p.ReleaseID, p.ReleaseVersion, p.Revision,
-		string(p.State), p.Reason, p.Actor, forced, p.RollbackID, p.RollbackVersion,
+		string(p.State), p.Reason, p.Actor, boolInt(p.Forced), p.RollbackID, p.RollbackVersion,
 		string(p.Cursor.Phase), p.Cursor.Index, p.Cursor.Attempt, p.Cursor.Failures, encTimePtr(p.WakeAt),
 		p.Message, encTime(p.CreatedAt), encTime(p.UpdatedAt), encTimePtr(p.StartedAt),
-		encTimePtr(p.FinishedAt), p.Owner, encTime(p.LeaseUntil)}
+		encTimePtr(p.FinishedAt), p.Owner, encTime(p.LeaseUntil),
+		boolInt(p.Expedited), boolInt(p.OverrideWindow), gates, reviewedBy, reviewedAt, comment}, nil
 }
 
 func (t *tx) InsertPromotion(ctx context.Context, p *promotion.Promotion) error {
@@ -415,14 +506,19 @@ func (t *tx) InsertPromotion(ctx context.Context, p *promotion.Promotion) error 
 	if p.ID == "" {
 		return fmt.Errorf("insert promotion of %s into %s/%s: ID is required", p.ReleaseVersion, p.Pipeline, p.Environment)
 	}
-	args := append([]any{p.ID}, promotionValues(p)...)
+	values, err := promotionValues(p)
+	if err != nil {
+		return fmt.Errorf("insert promotion %s: %w", p.ID, err)
+	}
+	args := append([]any{p.ID}, values...)
 	args = append(args, 1)
 	var seq int64
-	err := t.queryRow(ctx, `INSERT INTO promotions (id, pipeline, environment, kind, release_id,
+	err = t.queryRow(ctx, `INSERT INTO promotions (id, pipeline, environment, kind, release_id,
 		release_version, revision, state, reason, actor, forced, rollback_id, rollback_version, cursor_phase,
 		cursor_index, cursor_attempt, cursor_failures, wake_at, message, created_at, updated_at, started_at,
-		finished_at, owner, lease_until, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		finished_at, owner, lease_until, expedited, override_window, gates, reviewed_by, reviewed_at,
+		review_comment, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING seq`, args...).Scan(&seq)
 	if isUnique(err) {
 		return fmt.Errorf("insert promotion %s: already exists: %w", p.ID, store.ErrConflict)
@@ -439,12 +535,17 @@ func (t *tx) UpdatePromotion(ctx context.Context, p *promotion.Promotion) error 
 	if err := t.writable("update promotion"); err != nil {
 		return err
 	}
-	args := append(promotionValues(p), p.ID, p.Version)
+	values, err := promotionValues(p)
+	if err != nil {
+		return fmt.Errorf("update promotion %s: %w", p.ID, err)
+	}
+	args := append(values, p.ID, p.Version)
 	res, err := t.exec(ctx, `UPDATE promotions SET pipeline = ?, environment = ?, kind = ?,
 		release_id = ?, release_version = ?, revision = ?, state = ?, reason = ?, actor = ?, forced = ?,
 		rollback_id = ?, rollback_version = ?, cursor_phase = ?, cursor_index = ?, cursor_attempt = ?,
 		cursor_failures = ?, wake_at = ?, message = ?, created_at = ?, updated_at = ?, started_at = ?,
-		finished_at = ?, owner = ?, lease_until = ?, version = version + 1
+		finished_at = ?, owner = ?, lease_until = ?, expedited = ?, override_window = ?, gates = ?,
+		reviewed_by = ?, reviewed_at = ?, review_comment = ?, version = version + 1
 		WHERE id = ? AND version = ?`, args...)
 	if err != nil {
 		return fmt.Errorf("update promotion %s: %w", p.ID, err)
@@ -518,6 +619,9 @@ func (t *tx) Promotions(ctx context.Context, f store.PromotionFilter) ([]promoti
 	}
 	if f.Active {
 		where = append(where, "state NOT IN ("+terminalStates()+")")
+	}
+	if f.Unreviewed {
+		where = append(where, "(expedited <> 0 OR override_window <> 0) AND reviewed_at IS NULL")
 	}
 	q := `SELECT ` + promotionColumns + ` FROM promotions`
 	if len(where) > 0 {
@@ -887,4 +991,65 @@ func (t *tx) PutIdempotency(ctx context.Context, r *store.IdempotencyRecord) err
 		return fmt.Errorf("put idempotency key %q: %w", r.Key, err)
 	}
 	return nil
+}
+
+// ---- approvals ----
+
+// PutApproval replaces the user's earlier decision on the promotion, if any:
+// the new decision takes a new seq, so it sorts as inserted now.
+func (t *tx) PutApproval(ctx context.Context, a *promotion.Approval) error {
+	if err := t.writable("put approval"); err != nil {
+		return err
+	}
+	roles, err := encStrings(a.Roles)
+	if err != nil {
+		return fmt.Errorf("put approval of %s on promotion %s: encode roles: %w", a.User, a.PromotionID, err)
+	}
+	if _, err := t.exec(ctx, `DELETE FROM approvals WHERE promotion_id = ? AND user_name = ?`,
+		a.PromotionID, a.User); err != nil {
+		return fmt.Errorf("put approval of %s on promotion %s: %w", a.User, a.PromotionID, err)
+	}
+	_, err = t.exec(ctx, `INSERT INTO approvals (promotion_id, user_name, decision, comment, roles,
+		release_digest, revision, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.PromotionID, a.User, string(a.Decision), a.Comment, roles, a.ReleaseDigest, a.Revision, encTime(a.At))
+	if isForeignKey(err) {
+		return fmt.Errorf("put approval of %s: promotion %s: %w", a.User, a.PromotionID, store.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("put approval of %s on promotion %s: %w", a.User, a.PromotionID, err)
+	}
+	return nil
+}
+
+func (t *tx) Approvals(ctx context.Context, promotionID string) ([]promotion.Approval, error) {
+	rows, err := t.query(ctx, `SELECT promotion_id, user_name, decision, comment, roles, release_digest,
+		revision, at FROM approvals WHERE promotion_id = ? ORDER BY at, seq`, promotionID)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals of promotion %s: %w", promotionID, err)
+	}
+	defer rows.Close()
+	out := []promotion.Approval{}
+	for rows.Next() {
+		var (
+			a            promotion.Approval
+			decision, at string
+			roles        sql.NullString
+		)
+		if err := rows.Scan(&a.PromotionID, &a.User, &decision, &a.Comment, &roles, &a.ReleaseDigest,
+			&a.Revision, &at); err != nil {
+			return nil, fmt.Errorf("list approvals of promotion %s: %w", promotionID, err)
+		}
+		a.Decision = promotion.Decision(decision)
+		if a.Roles, err = decStrings(roles); err != nil {
+			return nil, fmt.Errorf("list approvals of promotion %s: decode roles of %s: %w", promotionID, a.User, err)
+		}
+		if a.At, err = decTime(at); err != nil {
+			return nil, fmt.Errorf("list approvals of promotion %s: %w", promotionID, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list approvals of promotion %s: %w", promotionID, err)
+	}
+	return out, nil
 }

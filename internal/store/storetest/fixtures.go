@@ -114,17 +114,26 @@ func wantRelease(r release.Release) release.Release {
 // newPromotion returns a promotion with every field set, pointers included.
 func newPromotion(id, pipelineName, env, releaseID string) *promotion.Promotion {
 	return &promotion.Promotion{
-		ID:              id,
-		Pipeline:        pipelineName,
-		Environment:     env,
-		Kind:            promotion.KindPromote,
-		ReleaseID:       releaseID,
-		ReleaseVersion:  "v-" + releaseID,
-		Revision:        3,
-		State:           promotion.Deploying,
-		Reason:          "weekly release",
-		Actor:           "alice",
-		Forced:          true,
+		ID:             id,
+		Pipeline:       pipelineName,
+		Environment:    env,
+		Kind:           promotion.KindPromote,
+		ReleaseID:      releaseID,
+		ReleaseVersion: "v-" + releaseID,
+		Revision:       3,
+		State:          promotion.Deploying,
+		Reason:         "weekly release",
+		Actor:          "alice",
+		Forced:         true,
+		Expedited:      true,
+		OverrideWindow: true,
+		Gates: []promotion.GateEvaluation{
+			{Name: "soak", Kind: "soak", Result: promotion.GatePending, Reason: "soaking in staging for 1h",
+				Until: ptr(at(time.Hour)), At: at(500 * time.Millisecond)},
+			{Name: "no-friday \"deploys\" <&>", Kind: "policy", Result: promotion.GatePass,
+				Reason: "it is Thursday ✓", At: at(600 * time.Millisecond)},
+		},
+		Review:          &promotion.Review{By: "carol", At: at(4 * time.Second), Comment: "looked fine afterwards"},
 		RollbackID:      "rel-old",
 		RollbackVersion: "v-old",
 		Cursor:          promotion.Cursor{Phase: promotion.PhaseDeploy, Index: 2, Attempt: 3, Failures: 1},
@@ -139,8 +148,8 @@ func newPromotion(id, pipelineName, env, releaseID string) *promotion.Promotion 
 	}
 }
 
-// newBarePromotion returns a queued promotion with nil pointers and zero
-// optional fields.
+// newBarePromotion returns a queued promotion with nil pointers, slices and
+// zero optional fields.
 func newBarePromotion(id, pipelineName, env, releaseID string) *promotion.Promotion {
 	return &promotion.Promotion{
 		ID:             id,
@@ -164,6 +173,20 @@ func wantPromotion(p promotion.Promotion) promotion.Promotion {
 	p.StartedAt = utcPtr(p.StartedAt)
 	p.FinishedAt = utcPtr(p.FinishedAt)
 	p.LeaseUntil = utc(p.LeaseUntil)
+	if p.Gates != nil {
+		gates := make([]promotion.GateEvaluation, len(p.Gates))
+		for i, g := range p.Gates {
+			g.Until = utcPtr(g.Until)
+			g.At = utc(g.At)
+			gates[i] = g
+		}
+		p.Gates = gates
+	}
+	if p.Review != nil {
+		r := *p.Review
+		r.At = utc(r.At)
+		p.Review = &r
+	}
 	return p
 }
 

@@ -29,6 +29,9 @@ func writeEverything(ctx context.Context, tx store.Tx) error {
 	if err := tx.InsertStepRun(ctx, newStepRun("p1", promotion.PhaseDeploy, 0, 1, at(0))); err != nil {
 		return err
 	}
+	if err := tx.PutApproval(ctx, newApproval("p1", "alice", promotion.Approve, at(0))); err != nil {
+		return err
+	}
 	if err := tx.AppendStepLog(ctx, &store.LogChunk{PromotionID: "p1", Phase: promotion.PhaseDeploy, Attempt: 1, Data: []byte("x"), At: at(0)}); err != nil {
 		return err
 	}
@@ -63,6 +66,9 @@ func checkEmpty(t *testing.T, s store.Store) {
 		}
 		if logs, err := tx.StepLogs(ctx, "p1"); err != nil || len(logs) != 0 {
 			found = append(found, fmt.Sprintf("step logs (%d, %v)", len(logs), err))
+		}
+		if approvals, err := tx.Approvals(ctx, "p1"); err != nil || len(approvals) != 0 {
+			found = append(found, fmt.Sprintf("approvals (%d, %v)", len(approvals), err))
 		}
 		if deps, err := tx.Deployments(ctx, "shop", "prod", 0); err != nil || len(deps) != 0 {
 			found = append(found, fmt.Sprintf("deployments (%d, %v)", len(deps), err))
