@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/sqlite"
@@ -39,6 +40,12 @@ environments:
 func runServer(t *testing.T, dataDir string) (stop func()) {
 	t.Helper()
 	t.Setenv("FERRY_DB", "")
+	token, err := auth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FERRY_ADMIN_TOKEN", token)
+	t.Setenv("FERRY_TOKEN", token)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)

@@ -76,6 +76,9 @@ func report(w io.Writer, cmd *cobra.Command, g *globals, err error) {
 		for _, p := range apiErr.Problem.Errors {
 			fmt.Fprintln(w, p.String())
 		}
+	case errors.As(err, &apiErr) && apiErr.Problem.Code == "unauthenticated":
+		fmt.Fprintln(w, "error:", err)
+		fmt.Fprintln(w, "Pass an API token with --token or FERRY_TOKEN; an admin creates one with `ferry token create`.")
 	case errors.As(err, &usage):
 		fmt.Fprintln(w, "error:", err)
 		if cmd != nil {

@@ -203,7 +203,7 @@ func (f *fakeService) view(v int64) *view.Promotion {
 
 // startAPI serves the API over svc and points the CLI at it.
 func startAPI(t *testing.T, svc api.Service) {
-	srv := httptest.NewServer(api.New(api.Config{Service: svc}))
+	srv := httptest.NewServer(api.New(api.Config{Service: svc, DisableAuth: true}))
 	t.Cleanup(srv.Close)
 	t.Setenv("FERRY_SERVER", srv.URL)
 }

@@ -122,6 +122,17 @@ func printPromotion(w io.Writer, p *view.Promotion) error {
 	}
 	row(tw, "Actor:", actor)
 	row(tw, "Reason:", orDash(p.Reason))
+	if p.Expedited {
+		row(tw, "Expedited:", "yes (soak skipped)")
+	}
+	if p.OverrideWindow {
+		row(tw, "Break-glass:", "yes (deployment windows and freezes ignored)")
+	}
+	if p.Review != nil {
+		row(tw, "Reviewed:", fmt.Sprintf("by %s at %s: %s", p.Review.By, formatTime(p.Review.At), p.Review.Comment))
+	} else if p.Expedited || p.OverrideWindow {
+		row(tw, "Reviewed:", "not yet (see ferry reviews)")
+	}
 	row(tw, "Created:", formatTime(p.CreatedAt))
 	row(tw, "Started:", formatTimePtr(p.StartedAt))
 	row(tw, "Finished:", formatTimePtr(p.FinishedAt))
@@ -129,6 +140,9 @@ func printPromotion(w io.Writer, p *view.Promotion) error {
 		row(tw, "Continues at:", formatTimePtr(p.WakeAt))
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := printGatesAndApprovals(w, p); err != nil {
 		return err
 	}
 	if len(p.Transitions) > 0 {
@@ -153,6 +167,34 @@ func printPromotion(w io.Writer, p *view.Promotion) error {
 		row(tw, s.Phase, s.Name, s.State, s.Attempts, exit, orDash(s.Error))
 	}
 	return tw.Flush()
+}
+
+// printGatesAndApprovals prints tables of a promotion's latest gate
+// evaluation and of the approvals recorded on it, each when there is one.
+func printGatesAndApprovals(w io.Writer, p *view.Promotion) error {
+	if len(p.Gates) > 0 {
+		fmt.Fprintln(w, "\nGates:")
+		tw := newTable(w)
+		row(tw, "GATE", "KIND", "RESULT", "REASON", "UNTIL")
+		for _, g := range p.Gates {
+			row(tw, g.Name, g.Kind, g.Result, orDash(g.Reason), formatTimePtr(g.Until))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(p.Approvals) > 0 {
+		fmt.Fprintln(w, "\nApprovals:")
+		tw := newTable(w)
+		row(tw, "USER", "DECISION", "COMMENT", "AT")
+		for _, a := range p.Approvals {
+			row(tw, a.User, a.Decision, orDash(a.Comment), formatTime(a.At))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newLogsCommand(g *globals) *cobra.Command {

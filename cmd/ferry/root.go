@@ -22,8 +22,11 @@ type globals struct {
 	server string
 	// output is the output format: table, json or yaml (-o).
 	output string
-	// actor is who makes the requests (--actor, FERRY_ACTOR, $USER).
+	// actor is who makes the requests (--actor, FERRY_ACTOR, $USER), for a
+	// server running with --auth=off.
 	actor string
+	// token is the API token (--token, FERRY_TOKEN).
+	token string
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -39,6 +42,12 @@ func (g *globals) client() (*client.Client, error) {
 	c := client.New(g.server, &http.Client{})
 	c.Actor = g.actor
 	c.UserAgent = "ferry/" + version
+	c.Token = g.token
+	if c.Token == "" && strings.TrimRight(g.server, "/") == defaultServer {
+		if c.Token, err = readDefaultToken(); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -54,8 +63,13 @@ rolling it back when it did not, and recording every decision.
 
 This binary is the server (ferry server, ferry up) and the client of its API.
 
-Exit codes: 0 success, 1 error, 2 usage error, 3 a promotion followed with
---wait ended but not in success.`,
+Commands that call the server send the API token given with --token or
+FERRY_TOKEN; without either, talking to the default local server, they read
+./ferry-data/admin-token, which a server started in this directory writes.
+
+Exit codes: 0 success, 1 error (including a missing, invalid or revoked
+token, and a token without the role needed), 2 usage error, 3 a promotion
+followed with --wait ended but not in success.`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -76,11 +90,14 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 a promotion followed with
 	flags := root.PersistentFlags()
 	flags.StringVar(&g.server, "server", server, "Ferry server URL (env FERRY_SERVER)")
 	flags.StringVarP(&g.output, "output", "o", "table", "output format: table, json or yaml")
-	flags.StringVar(&g.actor, "actor", actor, "who makes the requests, recorded in the audit log (env FERRY_ACTOR, default $USER)")
+	flags.StringVar(&g.actor, "actor", actor, "who makes the requests, for a server running with --auth=off (env FERRY_ACTOR, default $USER); otherwise the token's user is recorded")
+	flags.StringVar(&g.token, "token", getenv("FERRY_TOKEN"),
+		"API token (env FERRY_TOKEN); with neither, the CLI talking to the default local server reads ./ferry-data/admin-token")
 
 	root.AddGroup(
 		&cobra.Group{ID: "pipelines", Title: "Pipelines and releases:"},
 		&cobra.Group{ID: "promotions", Title: "Promotions:"},
+		&cobra.Group{ID: "gates", Title: "Gates and approvals:"},
 		&cobra.Group{ID: "server", Title: "Server:"},
 		&cobra.Group{ID: "store", Title: "Store:"},
 	)
@@ -98,7 +115,11 @@ Exit codes: 0 success, 1 error, 2 usage error, 3 a promotion followed with
 		newPromoteCommand(g), newPromotionsCommand(g), newPromotionCommand(g), newLogsCommand(g),
 		newAbortCommand(g), newRollbackCommand(g), newAuditCommand(g),
 	)
-	add("server", newServerCommand(g), newUpCommand(g), newClusterCommand(g), newBenchCommand(g))
+	add("gates",
+		newPlanCommand(g), newApprovalsCommand(g), newApproveCommand(g), newRejectCommand(g),
+		newReviewsCommand(g), newReviewCommand(g),
+	)
+	add("server", newServerCommand(g), newUpCommand(g), newClusterCommand(g), newTokenCommand(g), newBenchCommand(g))
 	add("store", newBackupCommand(g), newRestoreCommand(g), newMigrateCommand(g, getenv))
 	root.AddCommand(newDemoCommand())
 	markUsageErrors(root)

@@ -33,6 +33,9 @@ type serverOptions struct {
 	listen        string
 	shutdownGrace time.Duration
 	logLevel      string
+	// auth is "on" (every API call but the health checks needs a token) or
+	// "off" (loopback only).
+	auth string
 	// extraEnv is added to the environment steps inherit.
 	extraEnv []string
 }
@@ -45,6 +48,8 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&o.shutdownGrace, "shutdown-grace", engine.DefaultShutdownGrace,
 		"on SIGTERM/SIGINT, how long running steps may finish before they are interrupted (resumed on next start)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&o.auth, "auth", "on",
+		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
 }
 
 func newServerCommand(_ *globals) *cobra.Command {
@@ -64,6 +69,9 @@ promotion. SIGTERM or SIGINT shut it down gracefully: running steps get
 			if err != nil {
 				return err
 			}
+			if srv.adminToken != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "admin token (shown once): %s\n", srv.adminToken)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ferry server listening on http://%s (%s)\n", srv.addr, srv.store.describe)
 			<-ctx.Done()
 			return srv.stop()
@@ -82,6 +90,9 @@ type server struct {
 	store  *backend
 	lock   *os.File
 	served chan error
+	// adminToken is the admin token created at this start, to show once;
+	// empty when the store had tokens already or FERRY_ADMIN_TOKEN gave it.
+	adminToken string
 }
 
 // startServer opens the store, resumes the engine and starts serving the API.
@@ -89,6 +100,9 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	}
+	if err := checkAuthFlag(o.auth, o.listen); err != nil {
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	s := &server{log: log, served: make(chan error, 1)}
@@ -117,7 +131,13 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		return nil, fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	s.addr = ln.Addr().String()
-	base := append(os.Environ(), o.extraEnv...)
+	if o.auth == "on" {
+		if s.adminToken, err = bootstrapAdmin(ctx, s.store.store, o.dataDir); err != nil {
+			ln.Close()
+			return nil, err
+		}
+	}
+	base := append(withoutTokens(os.Environ()), o.extraEnv...)
 	s.engine, err = engine.New(engine.Config{
 		Store:  s.store.store,
 		Shared: s.store.shared,
@@ -144,7 +164,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service: s.engine, Store: s.store.store, Logger: log, Version: version,
-			Ready: s.engine.Ready,
+			Ready: s.engine.Ready, DisableAuth: o.auth == "off",
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

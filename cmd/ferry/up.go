@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,6 +79,9 @@ func up(ctx context.Context, o serverOptions, out, logOut io.Writer) error {
 		actor = "quickstart"
 	}
 	fmt.Fprintf(out, "Ferry is running at http://%s (data in %s)\n", srv.addr, o.dataDir)
+	if srv.adminToken != "" {
+		fmt.Fprintf(out, "admin token (shown once): %s\n", srv.adminToken)
+	}
 
 	applied, err := eng.Apply(ctx, actor, quickstart.Filename, quickstart.Pipeline)
 	if err != nil {
@@ -112,6 +116,7 @@ func up(ctx context.Context, o serverOptions, out, logOut io.Writer) error {
 	fmt.Fprintf(out, `
 The demo app runs per environment: curl http://127.0.0.1:18081/ (dev), :18082 (staging), :18083 (prod).
 In another terminal (build the CLI once with: go build -o ferry ./cmd/ferry):
+%[4]s
 
   ./ferry status --pipeline quickstart
   ./ferry promote --pipeline quickstart --release %[1]s --to prod --reason "first prod release" --wait
@@ -123,9 +128,30 @@ In another terminal (build the CLI once with: go build -o ferry ./cmd/ferry):
   ./ferry logs <promotion-id>
 
 Press Ctrl-C to stop.
-`, first, demoDigest("1.1.0"), demoDigest("1.2.0-bad"))
+`, first, demoDigest("1.1.0"), demoDigest("1.2.0-bad"), cliSetup(o, srv.addr))
 	<-ctx.Done()
 	return nil
+}
+
+// cliSetup returns what to run before the walkthrough's commands so that
+// the CLI reaches this server with the admin token: nothing when the CLI's
+// defaults (the default address, ./ferry-data/admin-token) find them.
+func cliSetup(o serverOptions, addr string) string {
+	var lines []string
+	if "http://"+addr != defaultServer {
+		lines = append(lines, "  export FERRY_SERVER=http://"+addr)
+	}
+	switch {
+	case o.auth != "on":
+	case os.Getenv(adminTokenEnv) != "":
+		lines = append(lines, "  export FERRY_TOKEN=$"+adminTokenEnv)
+	case filepath.Clean(o.dataDir) != filepath.Clean(filepath.Dir(defaultTokenFile)):
+		lines = append(lines, "  export FERRY_TOKEN=$(cat "+filepath.Join(o.dataDir, adminTokenFile)+")")
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\n" + strings.Join(lines, "\n") + "\n"
 }
 
 // waitEnvironments waits until the release's latest promotion into each

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/release"
@@ -45,6 +46,7 @@ type Service interface {
 	// Cluster lists the live replicas sharing the store, each with the
 	// promotions it drives.
 	Cluster(ctx context.Context) ([]view.Replica, error)
+	Gates
 }
 
 // Limits and defaults of the API.
@@ -69,7 +71,9 @@ const (
 
 // Headers the API reads or writes.
 const (
-	// HeaderActor names who makes a request, until authentication replaces it.
+	// HeaderActor names who makes a request when authentication is off
+	// (Config.DisableAuth). With authentication on it is ignored: the actor
+	// is the user of the request's token.
 	HeaderActor = "X-Ferry-Actor"
 	// HeaderIdempotencyKey makes a POST safe to retry.
 	HeaderIdempotencyKey = "Idempotency-Key"
@@ -77,17 +81,27 @@ const (
 	HeaderReplayed = "Idempotency-Replayed"
 )
 
-// DefaultActor is the actor of a request without an X-Ferry-Actor header.
+// DefaultActor is the actor of a request without an X-Ferry-Actor header
+// when authentication is off.
 const DefaultActor = "anonymous"
 
 // Config configures the API handler.
 type Config struct {
 	// Service does the work behind the routes. Required.
 	Service Service
-	// Store keeps the responses to POST requests made with an Idempotency-Key.
-	// When nil, the header is ignored and a repeated POST is executed again;
-	// servers always set it.
+	// Store keeps API tokens and the responses to POST requests made with an
+	// Idempotency-Key. Required unless DisableAuth is set; then, when nil,
+	// the header is ignored and a repeated POST is executed again. Servers
+	// always set it.
 	Store store.Store
+	// DisableAuth turns authentication off: every request acts as the user
+	// its X-Ferry-Actor header names, with global admin. Only for a server
+	// that listens on a loopback address (ferry server --auth=off). Defaults
+	// to false: every route but /healthz and /readyz needs a bearer token.
+	DisableAuth bool
+	// Now returns the current time, which decides whether a token has
+	// expired. Defaults to time.Now.
+	Now func() time.Time
 	// Logger receives one line per request (method, path, status, duration) and
 	// the causes of internal errors. Defaults to discarding.
 	Logger *slog.Logger
@@ -101,7 +115,8 @@ type Config struct {
 	Version string
 }
 
-// New returns the API's HTTP handler. It panics when cfg.Service is nil.
+// New returns the API's HTTP handler. It panics when cfg.Service is nil, or
+// cfg.Store is nil while authentication is on.
 func New(cfg Config) http.Handler {
 	return newServer(cfg).handler()
 }
@@ -113,6 +128,8 @@ type server struct {
 	log     *slog.Logger
 	maxBody int64
 	ready   func(context.Context) error
+	authOff bool
+	now     func() time.Time
 
 	openapi []byte
 	// paths matches request paths against the routes' path patterns only, to
@@ -130,12 +147,17 @@ func newServer(cfg Config) *server {
 	if cfg.Service == nil {
 		panic("api: Config.Service is nil")
 	}
+	if cfg.Store == nil && !cfg.DisableAuth {
+		panic("api: Config.Store is nil: authentication looks tokens up in it (or set DisableAuth)")
+	}
 	s := &server{
 		svc:      cfg.Service,
 		store:    cfg.Store,
 		log:      cfg.Logger,
 		maxBody:  cfg.MaxBodyBytes,
 		ready:    cfg.Ready,
+		authOff:  cfg.DisableAuth,
+		now:      cfg.Now,
 		paths:    http.NewServeMux(),
 		allowed:  map[string][]string{},
 		inflight: map[string]chan struct{}{},
@@ -145,6 +167,9 @@ func newServer(cfg Config) *server {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
@@ -170,37 +195,54 @@ type route struct {
 	// path is a net/http ServeMux path pattern, which is also the OpenAPI path.
 	path   string
 	handle handlerFunc
+	// authz says what a request asks to do, for authorization; nil marks a
+	// route anyone may call without a token.
+	authz authorizer
 }
 
 // routes is the route table: every route the API serves. The OpenAPI document
 // describes exactly these (see openapi_test.go).
 func (s *server) routes() []route {
+	view := auth.ActionView
+	promote := inBody(auth.ActionPromote, func(r *engine.PromoteRequest) (string, string) { return r.Pipeline, r.Environment })
+	rollback := inBody(auth.ActionRollback, func(r *engine.RollbackRequest) (string, string) { return r.Pipeline, r.Environment })
 	return []route{
-		{http.MethodGet, "/healthz", s.healthz},
-		{http.MethodGet, "/readyz", s.readyz},
-		{http.MethodGet, "/api/v1/openapi.json", s.openAPI},
+		{http.MethodGet, "/healthz", s.healthz, public},
+		{http.MethodGet, "/readyz", s.readyz, public},
+		{http.MethodGet, "/api/v1/openapi.json", s.openAPI, anyToken},
 
-		{http.MethodPost, "/api/v1/pipelines", s.applyPipeline},
-		{http.MethodGet, "/api/v1/pipelines", s.listPipelines},
-		{http.MethodGet, "/api/v1/pipelines/{name}", s.getPipeline},
-		{http.MethodGet, "/api/v1/pipelines/{name}/status", s.getStatus},
-		{http.MethodGet, "/api/v1/pipelines/{name}/history", s.getHistory},
+		{http.MethodPost, "/api/v1/pipelines", s.applyPipeline, applyTarget},
+		{http.MethodGet, "/api/v1/pipelines", s.listPipelines, global(view)},
+		{http.MethodGet, "/api/v1/pipelines/{name}", s.getPipeline, onPipeline(view, "")},
+		{http.MethodGet, "/api/v1/pipelines/{name}/status", s.getStatus, onPipeline(view, "")},
+		{http.MethodGet, "/api/v1/pipelines/{name}/history", s.getHistory, onPipeline(view, "environment")},
 
-		{http.MethodPost, "/api/v1/pipelines/{name}/releases", s.createRelease},
-		{http.MethodGet, "/api/v1/pipelines/{name}/releases", s.listReleases},
-		{http.MethodGet, "/api/v1/pipelines/{name}/releases/{version}", s.getRelease},
+		{http.MethodPost, "/api/v1/pipelines/{name}/releases", s.createRelease, onPipeline(auth.ActionCreateRelease, "")},
+		{http.MethodGet, "/api/v1/pipelines/{name}/releases", s.listReleases, onPipeline(view, "")},
+		{http.MethodGet, "/api/v1/pipelines/{name}/releases/{version}", s.getRelease, onPipeline(view, "")},
 
-		{http.MethodPost, "/api/v1/promotions", s.promote},
-		{http.MethodGet, "/api/v1/promotions", s.listPromotions},
-		{http.MethodGet, "/api/v1/promotions/{id}", s.getPromotion},
-		{http.MethodGet, "/api/v1/promotions/{id}/logs", s.getLogs},
-		{http.MethodPost, "/api/v1/promotions/{id}/abort", s.abort},
+		{http.MethodPost, "/api/v1/promotions", s.promote, promote},
+		{http.MethodGet, "/api/v1/promotions", s.listPromotions, listPromotionsTarget},
+		{http.MethodGet, "/api/v1/promotions/{id}", s.getPromotion, s.onPromotion(view)},
+		{http.MethodGet, "/api/v1/promotions/{id}/logs", s.getLogs, s.onPromotion(view)},
+		{http.MethodPost, "/api/v1/promotions/{id}/abort", s.abort, s.onPromotion(auth.ActionAbort)},
 
-		{http.MethodPost, "/api/v1/rollbacks", s.rollback},
+		{http.MethodPost, "/api/v1/promotions/{id}/approve", s.decide(s.svc.Approve), s.onPromotion(auth.ActionApprove)},
+		{http.MethodPost, "/api/v1/promotions/{id}/reject", s.decide(s.svc.Reject), s.onPromotion(auth.ActionApprove)},
+		{http.MethodPost, "/api/v1/promotions/{id}/review", s.decide(s.svc.Review), s.onPromotion(auth.ActionReview)},
+		{http.MethodGet, "/api/v1/approvals", s.listApprovals, anyToken},
+		{http.MethodGet, "/api/v1/reviews", s.listReviews, global(auth.ActionReview)},
+		{http.MethodGet, "/api/v1/plan", s.getPlan, planTarget},
 
-		{http.MethodGet, "/api/v1/audit", s.listAudit},
+		{http.MethodPost, "/api/v1/rollbacks", s.rollback, rollback},
 
-		{http.MethodGet, "/api/v1/cluster", s.getCluster},
+		{http.MethodGet, "/api/v1/audit", s.listAudit, s.auditTarget},
+
+		{http.MethodGet, "/api/v1/cluster", s.getCluster, global(view)},
+
+		{http.MethodPost, "/api/v1/tokens", s.createToken, global(auth.ActionManageTokens)},
+		{http.MethodGet, "/api/v1/tokens", s.listTokens, global(auth.ActionManageTokens)},
+		{http.MethodPost, "/api/v1/tokens/{id}/revoke", s.revokeToken, global(auth.ActionManageTokens)},
 	}
 }
 
@@ -213,6 +255,7 @@ func (s *server) handler() http.Handler {
 		if rt.method == http.MethodPost {
 			h = s.idempotent(h)
 		}
+		h = s.guard(rt.authz, h)
 		mux.Handle(rt.method+" "+rt.path, s.serve(h))
 		if _, ok := s.allowed[rt.path]; !ok {
 			s.paths.HandleFunc(rt.path, func(http.ResponseWriter, *http.Request) {})

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
@@ -53,9 +54,10 @@ func setup(t *testing.T, configure ...func(*Config)) *testBundle {
 	t.Helper()
 	b := &testBundle{svc: &fakeService{}, logs: &syncBuffer{}}
 	cfg := Config{
-		Service: b.svc,
-		Store:   openStore(t),
-		Logger:  slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Service:     b.svc,
+		Store:       openStore(t),
+		DisableAuth: true,
+		Logger:      slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -359,6 +361,12 @@ func TestPromoteAnswers201(t *testing.T) {
 	if rec.Code != http.StatusCreated {
 		t.Fatalf("status = %d: %s", rec.Code, rec.Body)
 	}
+	// The engine gets who asks: with authentication off, the actor as global admin.
+	if got.Principal == nil || got.Principal.User != DefaultActor || len(got.Principal.Grants) != 1 ||
+		got.Principal.Grants[0] != (auth.Grant{Role: auth.RoleAdmin}) {
+		t.Errorf("principal = %+v, want %s as global admin", got.Principal, DefaultActor)
+	}
+	got.Principal = nil
 	want := engine.PromoteRequest{Pipeline: "shop", Release: "1.0.0", Environment: "prod", Reason: "hotfix", Force: true}
 	if got != want {
 		t.Errorf("request = %+v, want %+v", got, want)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
@@ -202,6 +203,48 @@ func (f *fakeService) Cluster(context.Context) ([]view.Replica, error) {
 		return nil, f.err
 	}
 	return nil, nil
+}
+
+func (f *fakeService) Approve(_ context.Context, who auth.Principal, id, _ string) (*view.Promotion, error) {
+	f.record("Approve", who.User)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return testPromotion(id, 2, promotion.Gating), nil
+}
+
+func (f *fakeService) Reject(_ context.Context, who auth.Principal, id, _ string) (*view.Promotion, error) {
+	f.record("Reject", who.User)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return testPromotion(id, 2, promotion.Rejected), nil
+}
+
+func (f *fakeService) PendingApprovals(_ context.Context, who auth.Principal) ([]view.Promotion, error) {
+	f.record("PendingApprovals", who.User)
+	return nil, f.err
+}
+
+func (f *fakeService) Plan(_ context.Context, who auth.Principal, req engine.PlanRequest) (*view.Plan, error) {
+	f.record("Plan", who.User)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &view.Plan{Pipeline: req.Pipeline, Environment: req.Environment, Proceed: true, Result: promotion.GatePass, Gates: []promotion.GateEvaluation{}}, nil
+}
+
+func (f *fakeService) Reviews(context.Context) ([]view.Promotion, error) {
+	f.record("Reviews", "")
+	return nil, f.err
+}
+
+func (f *fakeService) Review(_ context.Context, who auth.Principal, id, _ string) (*view.Promotion, error) {
+	f.record("Review", who.User)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return testPromotion(id, 2, promotion.Succeeded), nil
 }
 
 // testPromotion returns a promotion view at version v in state st.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/promotion"
 )
 
@@ -21,20 +22,25 @@ func openAPIDocument(version string) object {
 			"version": version,
 			"description": "Ferry moves immutable releases through a pipeline of environments. " +
 				"Errors are RFC 9457 problem details (application/problem+json). Every POST accepts an " +
-				"Idempotency-Key header; a repeated request with the same key replays the first response.",
+				"Idempotency-Key header; a repeated request with the same key replays the first response. " +
+				"Every route but /healthz and /readyz needs an API token sent as \"Authorization: Bearer <token>\": " +
+				"a missing, unknown, expired or revoked token gets 401, and a token without the role the request needs " +
+				"on its pipeline or environment gets 403 with a detail naming that role and scope.",
 		},
+		"security": []any{object{"bearer": []any{}}},
 		"paths": object{
 			"/healthz": object{
 				"get": operation{id: "health", summary: "Report that the process serves HTTP",
-					tag: "server", text: true}.build(),
+					tag: "server", text: true, public: true}.build(),
 			},
 			"/readyz": object{
 				"get": operation{id: "ready", summary: "Report whether the server is ready to serve",
-					tag: "server", text: true, errors: []int{503}}.build(),
+					tag: "server", text: true, public: true, errors: []int{503}}.build(),
 			},
 			"/api/v1/openapi.json": object{
 				"get": operation{id: "openapi", summary: "This OpenAPI document", tag: "server",
-					ok: object{"200": jsonResponse("The OpenAPI document.", object{"type": "object"})}}.build(),
+					description: "Any valid token may read it, whatever its grants.",
+					ok:          object{"200": jsonResponse("The OpenAPI document.", object{"type": "object"})}}.build(),
 			},
 			"/api/v1/pipelines": object{
 				"post": operation{id: "applyPipeline", tag: "pipelines",
@@ -140,6 +146,55 @@ func openAPIDocument(version string) object {
 					ok:     object{"200": jsonResponse("The promotion after the abort was recorded.", schemaRef("Promotion"))},
 					errors: []int{400, 404, 409, 422}}.build(),
 			},
+			"/api/v1/promotions/{id}/approve": object{
+				"post": operation{id: "approvePromotion", tag: "gates", summary: "Approve a promotion",
+					description: "Records the caller's approval, bound to the release's content digest and the pipeline revision; " +
+						"a promotion awaiting approval is evaluated again at once. Needs the approver role on the environment, " +
+						"and the environment's approvals must name the caller (role or user); the release's creator and the " +
+						"promotion's requester may not approve unless allowSelfApproval.",
+					params: []object{paramRef("id")},
+					body:   "CommentRequest",
+					ok:     object{"200": jsonResponse("The promotion after the approval.", schemaRef("Promotion"))},
+					errors: []int{400, 403, 404, 409, 422}}.build(),
+			},
+			"/api/v1/promotions/{id}/reject": object{
+				"post": operation{id: "rejectPromotion", tag: "gates", summary: "Reject a promotion",
+					description: "A rejection by an eligible approver ends the promotion rejected. The comment is required.",
+					params:      []object{paramRef("id")},
+					body:        "CommentRequest",
+					ok:          object{"200": jsonResponse("The promotion after the rejection.", schemaRef("Promotion"))},
+					errors:      []int{400, 403, 404, 409, 422}}.build(),
+			},
+			"/api/v1/promotions/{id}/review": object{
+				"post": operation{id: "reviewPromotion", tag: "gates", summary: "Review an expedited or break-glass promotion",
+					params: []object{paramRef("id")},
+					body:   "CommentRequest",
+					ok:     object{"200": jsonResponse("The promotion with its review.", schemaRef("Promotion"))},
+					errors: []int{400, 403, 404, 409, 422}}.build(),
+			},
+			"/api/v1/approvals": object{
+				"get": operation{id: "listApprovals", tag: "gates", summary: "List the promotions awaiting the caller's approval",
+					ok: object{"200": jsonResponse("Promotions awaiting approval the caller may decide on.", arrayOf(schemaRef("Promotion")))}}.build(),
+			},
+			"/api/v1/reviews": object{
+				"get": operation{id: "listReviews", tag: "gates", summary: "List expedited and break-glass promotions nobody has reviewed",
+					ok: object{"200": jsonResponse("The unreviewed promotions, oldest first.", arrayOf(schemaRef("Promotion")))}}.build(),
+			},
+			"/api/v1/plan": object{
+				"get": operation{id: "getPlan", tag: "gates", summary: "Explain what promoting a release now would do",
+					description: "Evaluates every gate of the environment for the release without changing anything: " +
+						"pass, fail or pending, why, who may approve, when a window opens, how long soak has left.",
+					params: []object{
+						queryParam("pipeline", stringSchema(), "The pipeline."),
+						queryParam("release", stringSchema(), "The release's version."),
+						queryParam("environment", stringSchema(), "The target environment."),
+						queryParam("expedite", object{"type": "boolean"}, "Plan an expedited promotion (skips soak)."),
+						queryParam("overrideWindow", object{"type": "boolean"}, "Plan a break-glass promotion (ignores windows)."),
+						queryParam("reason", stringSchema(), "The reason the promotion would carry."),
+					},
+					ok:     object{"200": jsonResponse("The plan.", schemaRef("Plan"))},
+					errors: []int{400, 404}}.build(),
+			},
 			"/api/v1/rollbacks": object{
 				"post": operation{id: "rollback", tag: "promotions", summary: "Roll an environment back to an earlier release",
 					body:   "RollbackRequest",
@@ -165,8 +220,33 @@ func openAPIDocument(version string) object {
 						"by ID, each with the promotions it drives (holds the lease of). On SQLite there is one.",
 					ok: object{"200": jsonResponse("The replicas, by ID.", arrayOf(schemaRef("Replica")))}}.build(),
 			},
+			"/api/v1/tokens": object{
+				"post": operation{id: "createToken", tag: "tokens", summary: "Create an API token",
+					description: "Needs admin on the global scope. The answer holds the token's plaintext (secret): " +
+						"it is shown this once and never stored, only its SHA-256 is. The creation is audited as token.create, " +
+						"without the secret.",
+					body:   "CreateTokenRequest",
+					ok:     object{"201": jsonResponse("The token was created.", schemaRef("CreatedToken"))},
+					errors: []int{400}}.build(),
+				"get": operation{id: "listTokens", tag: "tokens", summary: "List every API token, oldest first",
+					description: "Needs admin on the global scope. Revoked and expired tokens are listed too; secrets and hashes never are.",
+					ok:          object{"200": jsonResponse("The tokens.", arrayOf(schemaRef("Token")))}}.build(),
+			},
+			"/api/v1/tokens/{id}/revoke": object{
+				"post": operation{id: "revokeToken", tag: "tokens", summary: "Revoke an API token",
+					description: "Needs admin on the global scope. The token stops working at once. Revoking a revoked token " +
+						"keeps its first revocation time. Audited as token.revoke.",
+					params:    []object{pathParam("id", "The token's ID, as token list shows it.")},
+					emptyBody: true,
+					ok:        object{"200": jsonResponse("The token, revoked.", schemaRef("Token"))},
+					errors:    []int{404}}.build(),
+			},
 		},
 		"components": object{
+			"securitySchemes": object{
+				"bearer": object{"type": "http", "scheme": "bearer",
+					"description": "An API token made by ferry token create (ferry_ followed by 43 letters and digits)."},
+			},
 			"parameters": object{
 				"name":    pathParam("name", "The pipeline's name."),
 				"version": pathParam("version", "The release's version."),
@@ -176,7 +256,8 @@ func openAPIDocument(version string) object {
 					"The largest number of items to return."),
 				"actor": object{
 					"name": HeaderActor, "in": "header", "schema": stringSchema(),
-					"description": fmt.Sprintf("Who makes the request; defaults to %q.", DefaultActor),
+					"description": fmt.Sprintf("Who makes the request when the server runs with --auth=off; defaults to %q. "+
+						"Ignored otherwise: the actor is the user of the token.", DefaultActor),
 				},
 				"idempotencyKey": object{
 					"name": HeaderIdempotencyKey, "in": "header",
@@ -214,6 +295,10 @@ type operation struct {
 	text bool
 	// errors lists the problem statuses the route documents besides the default.
 	errors []int
+	// public marks a route that needs no token.
+	public bool
+	// emptyBody marks a POST without a request body.
+	emptyBody bool
 }
 
 func (o operation) build() object {
@@ -231,6 +316,15 @@ func (o operation) build() object {
 			"description": "OK.",
 			"content":     object{"text/plain": object{"schema": object{"type": "string", "examples": []any{"ok"}}}},
 		}
+	}
+	if o.public {
+		out["security"] = []any{}
+	} else {
+		o.errors = append(o.errors, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	if o.emptyBody {
+		params = append(params, paramRef("idempotencyKey"))
+		o.errors = append(o.errors, http.StatusUnprocessableEntity)
 	}
 	if o.body != "" {
 		params = append(params, paramRef("actor"), paramRef("idempotencyKey"))
@@ -361,10 +455,11 @@ func schemas() object {
 			"detail":   described(stringSchema(), "What went wrong with this request, in words."),
 			"instance": described(stringSchema(), "The request path."),
 			"code": described(enum(codeInvalid, codeNotFound, codeConflict, codePrecondition, codeUnavailable,
-				codeNoRoute, codeMethodNotAllowed, codeTooLarge, codeIdempotencyMismatch, codeInternal),
+				codeUnauthenticated, codeForbidden, codeNoRoute, codeMethodNotAllowed, codeTooLarge, codeIdempotencyMismatch, codeInternal),
 				"A stable code to branch on."),
-			"errors":  described(arrayOf(schemaRef("ValidationError")), "The individual problems, such as each validation error of a pipeline."),
-			"details": described(object{"type": "object"}, "Other facts about the problem for machines, such as the upstream environments a release is missing."),
+			"errors": described(arrayOf(schemaRef("ValidationError")), "The individual problems, such as each validation error of a pipeline."),
+			"details": described(object{"type": "object"}, "Other facts about the problem for machines, such as the upstream environments a release is missing, "+
+				"or, in a 403, the user and the grant that would allow the request (need)."),
 		}),
 		"ValidationError": structSchema([]string{"message"}, false, object{
 			"file":    stringSchema(),
@@ -410,6 +505,7 @@ func schemas() object {
 			"steps":       arrayOf(stepSpec),
 			"verify":      arrayOf(stepSpec),
 			"rollback":    structSchema(nil, false, object{"automatic": object{"type": "boolean"}}),
+			"gates":       described(object{"type": "object"}, "The conditions that must hold before a release deploys here; see docs/pipeline.md."),
 		}),
 		"Status": structSchema([]string{"pipeline", "revision", "environments"}, false, object{
 			"pipeline":     stringSchema(),
@@ -437,6 +533,32 @@ func schemas() object {
 			"state":       schemaRef("State"),
 			"kind":        schemaRef("Kind"),
 			"release":     schemaRef("ReleaseRef"),
+		}),
+		"CommentRequest": structSchema(nil, true, object{
+			"comment": stringSchema(),
+		}),
+		"GateEvaluation": structSchema([]string{"name", "kind", "result", "reason", "at"}, false, object{
+			"name":   stringSchema(),
+			"kind":   described(stringSchema(), "upstream, soak, policy, windows or approvals."),
+			"result": object{"type": "string", "enum": []string{"pass", "fail", "pending"}},
+			"reason": stringSchema(),
+			"until":  described(dateTime(), "When a pending gate may pass, if known."),
+			"since":  described(dateTime(), "When a pending approval gate started waiting on people."),
+			"at":     dateTime(),
+		}),
+		"Plan": structSchema([]string{"pipeline", "environment", "release", "revision", "proceed", "result", "reason", "gates", "queue"}, false, object{
+			"pipeline":    stringSchema(),
+			"environment": stringSchema(),
+			"release":     schemaRef("ReleaseRef"),
+			"revision":    object{"type": "integer"},
+			"proceed":     described(object{"type": "boolean"}, "True when every gate passes now."),
+			"result":      object{"type": "string", "enum": []string{"pass", "fail", "pending"}},
+			"reason":      stringSchema(),
+			"gates":       arrayOf(schemaRef("GateEvaluation")),
+			"approvers":   arrayOf(stringSchema()),
+			"wakeAt":      described(dateTime(), "When the gates would next be evaluated."),
+			"preflight":   arrayOf(stringSchema()),
+			"queue":       described(object{"type": "integer"}, "Unfinished promotions into the environment now."),
 		}),
 		"Replica": structSchema([]string{"id", "host", "addr", "startedAt", "seenAt", "self", "driving"}, false, object{
 			"id":        described(stringSchema(), "The replica's instance ID, host:pid."),
@@ -478,6 +600,10 @@ func schemas() object {
 			"environment": stringSchema(),
 			"reason":      stringSchema(),
 			"force":       described(object{"type": "boolean"}, "Override the upstream requirement; needs a reason and is recorded."),
+			"expedite": described(object{"type": "boolean"},
+				"Skip soak for a hotfix; needs a reason and a role the environment allows for it, and the promotion awaits review."),
+			"overrideWindow": described(object{"type": "boolean"},
+				"Break glass: ignore deployment windows and freezes; needs a reason and admin or the environment's override role, and the promotion awaits review."),
 		}),
 		"RollbackRequest": structSchema([]string{"pipeline", "environment", "reason"}, true, object{
 			"pipeline":    stringSchema(),
@@ -490,26 +616,31 @@ func schemas() object {
 		}),
 		"Promotion": structSchema([]string{"id", "pipeline", "environment", "kind", "state", "release", "revision",
 			"actor", "forced", "steps", "createdAt", "finishedAt", "updatedAt", "version"}, false, object{
-			"id":          stringSchema(),
-			"pipeline":    stringSchema(),
-			"environment": stringSchema(),
-			"kind":        schemaRef("Kind"),
-			"state":       schemaRef("State"),
-			"release":     schemaRef("ReleaseRef"),
-			"rollbackTo":  described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
-			"revision":    described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
-			"reason":      stringSchema(),
-			"actor":       stringSchema(),
-			"forced":      object{"type": "boolean"},
-			"message":     described(stringSchema(), "Explains the current state."),
-			"steps":       arrayOf(schemaRef("Step")),
-			"transitions": arrayOf(schemaRef("Transition")),
-			"createdAt":   dateTime(),
-			"startedAt":   dateTime(),
-			"finishedAt":  nullable(dateTime()),
-			"updatedAt":   dateTime(),
-			"wakeAt":      described(dateTime(), "When a waiting promotion continues."),
-			"version":     described(object{"type": "integer", "format": "int64"}, "Increases with every change; pass it as waitVersion to wait for the next."),
+			"id":             stringSchema(),
+			"pipeline":       stringSchema(),
+			"environment":    stringSchema(),
+			"kind":           schemaRef("Kind"),
+			"state":          schemaRef("State"),
+			"release":        schemaRef("ReleaseRef"),
+			"rollbackTo":     described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
+			"revision":       described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
+			"reason":         stringSchema(),
+			"actor":          stringSchema(),
+			"forced":         object{"type": "boolean"},
+			"message":        described(stringSchema(), "Explains the current state."),
+			"steps":          arrayOf(schemaRef("Step")),
+			"transitions":    arrayOf(schemaRef("Transition")),
+			"createdAt":      dateTime(),
+			"startedAt":      dateTime(),
+			"finishedAt":     nullable(dateTime()),
+			"updatedAt":      dateTime(),
+			"wakeAt":         described(dateTime(), "When a waiting promotion continues."),
+			"version":        described(object{"type": "integer", "format": "int64"}, "Increases with every change; pass it as waitVersion to wait for the next."),
+			"expedited":      described(object{"type": "boolean"}, "A hotfix that skipped soak; it awaits review."),
+			"overrideWindow": described(object{"type": "boolean"}, "A break-glass promotion outside its deployment window; it awaits review."),
+			"gates":          described(arrayOf(object{"type": "object"}), "The latest evaluation of each gate of the environment: pass, fail or pending, with a reason."),
+			"approvals":      described(arrayOf(object{"type": "object"}), "The approval decisions recorded on the promotion."),
+			"review":         described(object{"type": "object"}, "The after-the-fact review of an expedited or break-glass promotion."),
 		}),
 		"Step": structSchema([]string{"name", "phase", "index", "state", "attempts", "exitCode"}, false, object{
 			"name":       stringSchema(),
@@ -536,6 +667,29 @@ func schemas() object {
 			"attempt": object{"type": "integer"},
 			"at":      dateTime(),
 			"text":    stringSchema(),
+		}),
+		"Grant": structSchema([]string{"role", "scope"}, true, object{
+			"role":  enum(auth.Roles()...),
+			"scope": described(stringSchema(), "* (global), a pipeline such as shop, or an environment such as shop/prod."),
+		}),
+		"CreateTokenRequest": structSchema([]string{"user", "grants"}, true, object{
+			"user":   described(stringSchema(), "The person or system the token acts for; recorded as the actor of what it does."),
+			"grants": object{"type": "array", "minItems": 1, "items": schemaRef("Grant")},
+			"expires": described(object{"type": "string", "default": DefaultTokenExpiry, "examples": []any{"90d", "12h", "never"}},
+				"How long the token lives: a duration such as 12h, days such as 90d, or never."),
+		}),
+		"Token": structSchema([]string{"id", "user", "grants", "createdAt"}, false, object{
+			"id":        described(stringSchema(), "Identifies the token; not secret: the first 8 characters after ferry_."),
+			"user":      stringSchema(),
+			"grants":    arrayOf(schemaRef("Grant")),
+			"createdAt": dateTime(),
+			"createdBy": stringSchema(),
+			"expiresAt": described(dateTime(), "When the token stops working; absent when it never expires."),
+			"revokedAt": described(dateTime(), "When the token was revoked; absent while it is in force."),
+		}),
+		"CreatedToken": structSchema([]string{"secret", "token"}, false, object{
+			"secret": described(stringSchema(), "The token's plaintext, shown only in this answer."),
+			"token":  schemaRef("Token"),
 		}),
 		"AuditEvent": structSchema([]string{"seq", "time", "actor", "action", "subject"}, false, object{
 			"seq":         object{"type": "integer", "format": "int64"},

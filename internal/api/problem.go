@@ -21,6 +21,8 @@ const (
 	codeConflict            = string(engine.CodeConflict)
 	codePrecondition        = string(engine.CodePrecondition)
 	codeUnavailable         = string(engine.CodeUnavailable)
+	codeUnauthenticated     = "unauthenticated"
+	codeForbidden           = "forbidden"
 	codeNoRoute             = "route_not_found"
 	codeMethodNotAllowed    = "method_not_allowed"
 	codeTooLarge            = "too_large"
@@ -40,6 +42,8 @@ var problemTitles = map[string]string{
 	codeConflict:            "Conflict with stored state",
 	codePrecondition:        "Precondition not met",
 	codeUnavailable:         "Service unavailable",
+	codeUnauthenticated:     "Missing or invalid API token",
+	codeForbidden:           "Not allowed",
 	codeNoRoute:             "No such route",
 	codeMethodNotAllowed:    "Method not allowed",
 	codeTooLarge:            "Request body too large",
@@ -53,6 +57,7 @@ var engineStatus = map[engine.Code]int{
 	engine.CodeConflict:     http.StatusConflict,
 	engine.CodePrecondition: http.StatusUnprocessableEntity,
 	engine.CodeUnavailable:  http.StatusServiceUnavailable,
+	engine.CodeForbidden:    http.StatusForbidden,
 }
 
 // problem is an RFC 9457 problem detail. It is also the error handlers return

@@ -25,6 +25,9 @@ func (s *server) promote(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	if pr, ok := PrincipalFrom(r.Context()); ok {
+		req.Principal = &pr
+	}
 	p, err := s.svc.Promote(r.Context(), act, req)
 	if err != nil {
 		return err

@@ -14,8 +14,17 @@ import (
 	"unicode"
 )
 
-// actor returns who makes r, from the X-Ferry-Actor header.
+// actor returns who makes r: the user of its principal (the token's user,
+// or the X-Ferry-Actor when authentication is off).
 func actor(r *http.Request) (string, error) {
+	if p, ok := PrincipalFrom(r.Context()); ok {
+		return p.User, nil
+	}
+	return headerActor(r)
+}
+
+// headerActor returns who makes r according to its X-Ferry-Actor header.
+func headerActor(r *http.Request) (string, error) {
 	a := strings.TrimSpace(r.Header.Get(HeaderActor))
 	if a == "" {
 		return DefaultActor, nil

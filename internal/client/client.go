@@ -46,8 +46,12 @@ const maxResponseBytes = 64 << 20
 
 // Client calls one Ferry server. Its fields may be set before first use.
 type Client struct {
-	// Actor is sent as X-Ferry-Actor: who makes the requests. When empty the
-	// header is not sent and the server records "anonymous".
+	// Token is the API token sent as "Authorization: Bearer". Servers need
+	// one unless they run with --auth=off.
+	Token string
+	// Actor is sent as X-Ferry-Actor: who makes the requests, for a server
+	// running with --auth=off (others record the token's user). When empty
+	// the header is not sent.
 	Actor string
 	// UserAgent is sent as User-Agent. Defaults to DefaultUserAgent.
 	UserAgent string
@@ -95,7 +99,7 @@ type Problem struct {
 	Detail   string `json:"detail"`
 	Instance string `json:"instance"`
 	// Code says what went wrong: invalid, not_found, conflict, precondition,
-	// unavailable, route_not_found, method_not_allowed, too_large,
+	// unavailable, unauthenticated, forbidden, route_not_found, method_not_allowed, too_large,
 	// idempotency_mismatch or internal.
 	Code string `json:"code"`
 	// Errors lists the individual problems, such as each validation error of a pipeline.
@@ -434,6 +438,9 @@ func (c *Client) send(ctx context.Context, method, target string, body []byte, k
 	req.Header.Set("Accept", "application/json, application/problem+json")
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	if c.Actor != "" {
 		req.Header.Set("X-Ferry-Actor", c.Actor)

@@ -184,7 +184,10 @@ func TestContentionAcrossReplicas(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body, _ := json.Marshal(map[string]string{"pipeline": "wide", "release": r.version, "environment": r.env})
-			resp, err := http.Post("http://"+reps[i%3].addr+"/api/v1/promotions", "application/json", bytes.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, "http://"+reps[i%3].addr+"/api/v1/promotions", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Errorf("promote %v: %v", r, err)
 				return
@@ -331,10 +334,10 @@ environments:
 func TestMigratePostgres(t *testing.T) {
 	dsn := pgtest.Shared(t).CreateDatabase(t, "migrate")
 	s := &server{t: t}
-	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "created") || !strings.Contains(out, "schema version 2") {
+	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "created") || !strings.Contains(out, "schema version 4") {
 		t.Fatalf("first migrate: %s", out)
 	}
-	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "up to date at schema version 2") {
+	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "up to date at schema version 4") {
 		t.Fatalf("second migrate: %s", out)
 	}
 }

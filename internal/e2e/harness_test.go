@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/pgtest"
 	"github.com/ferry-dev/ferry/internal/view"
 )
@@ -29,12 +30,21 @@ import (
 // detector on.
 var ferryBin string
 
+// adminToken is the admin token every server starts with
+// (FERRY_ADMIN_TOKEN) and every CLI call sends (FERRY_TOKEN), made once by
+// TestMain.
+var adminToken string
+
 // raceEnv stops race-enabled binaries from sleeping a second at exit.
 const raceEnv = "GORACE=atexit_sleep_ms=0 halt_on_error=1"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ferry-e2e-bin-")
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if adminToken, err = auth.NewToken(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -76,6 +86,24 @@ type server struct {
 	logs   *syncBuffer
 	exited chan struct{}
 	args   []string
+	// token is the API token CLI calls and API requests send; empty means
+	// adminToken.
+	token string
+}
+
+// apiToken returns the token s's clients send.
+func (s *server) apiToken() string {
+	if s.token != "" {
+		return s.token
+	}
+	return adminToken
+}
+
+// as returns a view of s whose CLI calls and API requests send token.
+func (s *server) as(token string) *server {
+	c := *s
+	c.token = token
+	return &c
 }
 
 type syncBuffer struct {
@@ -127,7 +155,7 @@ func (s *server) start() {
 		args = append(args, "--db", s.db)
 	}
 	s.cmd = exec.Command(ferryBin, args...)
-	s.cmd.Env = append(os.Environ(), "WORK="+s.work, "DEPLOY_TOKEN=tok-3f9a1c", raceEnv)
+	s.cmd.Env = append(os.Environ(), "WORK="+s.work, "DEPLOY_TOKEN=tok-3f9a1c", "FERRY_ADMIN_TOKEN="+adminToken, raceEnv)
 	s.logs = &syncBuffer{}
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
@@ -206,7 +234,7 @@ func (s *server) ferry(args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferryBin, args...)
-	cmd.Env = append(os.Environ(), "FERRY_SERVER=http://"+s.addr, "FERRY_ACTOR=e2e-user", raceEnv)
+	cmd.Env = append(os.Environ(), "FERRY_SERVER=http://"+s.addr, "FERRY_ACTOR=e2e-user", "FERRY_TOKEN="+s.apiToken(), raceEnv)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -316,6 +344,7 @@ func (s *server) post(path string, body any, header map[string]string) (int, []b
 	}
 	req, _ := http.NewRequest(http.MethodPost, "http://"+s.addr+path, r)
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.apiToken())
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}

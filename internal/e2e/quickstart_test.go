@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/pgtest"
 	"github.com/ferry-dev/ferry/internal/promotion"
 )
@@ -72,7 +73,26 @@ func TestQuickstartUp(t *testing.T) {
 		t.Fatalf("staging demo app says %q", body)
 	}
 
-	s := &server{t: t, addr: addr}
+	// The token it prints once is the one it wrote, readable by its owner only.
+	_, token, ok := strings.Cut(text, "admin token (shown once): ")
+	token, _, _ = strings.Cut(token, "\n")
+	if !ok || auth.CheckTokenFormat(token) != nil {
+		t.Fatalf("ferry up printed no admin token:\n%s", text)
+	}
+	tokenFile := filepath.Join(dir, "data", "admin-token")
+	if b, err := os.ReadFile(tokenFile); err != nil || strings.TrimSpace(string(b)) != token {
+		t.Fatalf("%s holds %q (%v), want the token printed", tokenFile, b, err)
+	}
+	if fi, err := os.Stat(tokenFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: mode %v (%v), want 0600", tokenFile, fi.Mode().Perm(), err)
+	}
+	if !strings.Contains(text, "export FERRY_TOKEN=$(cat "+filepath.Join(dir, "data", "admin-token")+")") {
+		t.Fatalf("ferry up does not say how to pass the token:\n%s", text)
+	}
+	s := &server{t: t, addr: addr, token: token}
+	if r := s.as("").ferry("status", "--pipeline", "quickstart"); r.code != 1 || !strings.Contains(r.stderr, "not known to this server") {
+		t.Fatalf("status with another token: exit %d\n%s", r.code, r.stderr)
+	}
 	r := s.ferry("promote", "--pipeline", "quickstart", "--release", "1.0.0", "--to", "prod", "--reason", "first prod release", "--wait")
 	if r.code != 0 {
 		t.Fatalf("promote to prod: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
@@ -112,6 +113,10 @@ func (e *Engine) Promote(ctx context.Context, actor string, req PromoteRequest) 
 		return nil, errorf(CodeInvalid, "environment is required")
 	case req.Force && strings.TrimSpace(req.Reason) == "":
 		return nil, errorf(CodeInvalid, "force needs a reason: it is recorded in the audit log")
+	case req.Expedite && strings.TrimSpace(req.Reason) == "":
+		return nil, errorf(CodeInvalid, "expedite needs a reason: it is recorded and reviewed")
+	case req.OverrideWindow && strings.TrimSpace(req.Reason) == "":
+		return nil, errorf(CodeInvalid, "override-window (break-glass) needs a reason: it is recorded and reviewed")
 	}
 	var id string
 	err := e.commit(ctx, func(t *txn) error {
@@ -127,6 +132,9 @@ func (e *Engine) Promote(ctx context.Context, actor string, req PromoteRequest) 
 		if err != nil {
 			return notFound(err, "release %q of pipeline %s", req.Release, req.Pipeline)
 		}
+		if err := checkPrivileges(req, env); err != nil {
+			return err
+		}
 		missing, err := e.missingUpstream(ctx, t.tx, req.Pipeline, rel.ID, env.After)
 		if err != nil {
 			return err
@@ -140,11 +148,18 @@ func (e *Engine) Promote(ctx context.Context, actor string, req PromoteRequest) 
 			pipeline: req.Pipeline, environment: env.Name, kind: promotion.KindPromote,
 			releaseID: rel.ID, version: rel.Version, revision: rev.Number,
 			actor: actor, reason: req.Reason, forced: req.Force && len(missing) > 0,
+			expedited: req.Expedite, overrideWindow: req.OverrideWindow,
 		})
 		if err != nil {
 			return err
 		}
 		id = p.ID
+		if req.OverrideWindow {
+			if err := t.audit(actor, "promotion.break-glass", "promotion/"+id, id, req.Reason,
+				map[string]any{"environment": env.Name, "release": rel.Version}); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -260,4 +275,32 @@ func envNames(s pipeline.Spec) string {
 		names[i] = env.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// checkPrivileges refuses expedite and break-glass to those the environment
+// does not allow them.
+func checkPrivileges(req PromoteRequest, env pipeline.Environment) error {
+	var g pipeline.Gates
+	if env.Gates != nil {
+		g = *env.Gates
+	}
+	if req.Expedite {
+		roles := g.ExpediteRoles
+		if len(roles) == 0 {
+			roles = []string{string(auth.RoleAdmin)}
+		}
+		if !holdsRole(req.Principal, req.Pipeline, env.Name, roles...) {
+			return errorf(CodeForbidden, "expediting into %s/%s needs one of the roles %s on it", req.Pipeline, env.Name, strings.Join(roles, ", "))
+		}
+	}
+	if req.OverrideWindow {
+		roles := []string{string(auth.RoleAdmin)}
+		if g.OverrideRole != "" {
+			roles = append(roles, g.OverrideRole)
+		}
+		if !holdsRole(req.Principal, req.Pipeline, env.Name, roles...) {
+			return errorf(CodeForbidden, "overriding the deployment windows of %s/%s (break-glass) needs one of the roles %s on it", req.Pipeline, env.Name, strings.Join(roles, ", "))
+		}
+	}
+	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/expr"
+	"github.com/ferry-dev/ferry/internal/gate"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
@@ -141,6 +143,8 @@ type Engine struct {
 
 	revMu     sync.Mutex
 	revisions map[string]*pipeline.Revision // "pipeline@number"; revisions are immutable
+	compiled  map[string]*gate.Programs     // "pipeline@number/env"
+	cel       *expr.Env
 	relMu     sync.Mutex
 	releases  map[string]*release.Release // by ID; releases are immutable
 
@@ -148,7 +152,7 @@ type Engine struct {
 	stopping bool
 	started  bool
 	running  map[string]context.CancelCauseFunc // promotion ID → cancel of its running step
-	timers   map[string]*time.Timer
+	timers   map[string]timer
 	watchers map[string]chan struct{} // promotion ID → closed on change
 	anyWatch chan struct{}            // closed on any change
 
@@ -175,9 +179,10 @@ func New(cfg Config) (*Engine, error) {
 		store:     cfg.Store,
 		log:       cfg.Logger,
 		revisions: map[string]*pipeline.Revision{},
+		compiled:  map[string]*gate.Programs{},
 		releases:  map[string]*release.Release{},
 		running:   map[string]context.CancelCauseFunc{},
-		timers:    map[string]*time.Timer{},
+		timers:    map[string]timer{},
 		watchers:  map[string]chan struct{}{},
 		anyWatch:  make(chan struct{}),
 		stepCtx:   stepCtx,
@@ -233,7 +238,7 @@ func (e *Engine) shutdown() {
 	}
 	e.stopping = true
 	for id, t := range e.timers {
-		t.Stop()
+		t.t.Stop()
 		delete(e.timers, id)
 	}
 	e.mu.Unlock()
@@ -342,13 +347,23 @@ func planFor(env pipeline.Environment) promotion.Plan {
 		}
 		return out
 	}
-	return promotion.Plan{Deploy: conv(env.Steps), Verify: conv(env.Verify), AutoRollback: env.AutoRollback()}
+	return promotion.Plan{Preflight: conv(preflight(env)), Deploy: conv(env.Steps), Verify: conv(env.Verify), AutoRollback: env.AutoRollback()}
+}
+
+// preflight returns an environment's preflight checks.
+func preflight(env pipeline.Environment) []pipeline.Step {
+	if env.Gates == nil {
+		return nil
+	}
+	return env.Gates.Preflight
 }
 
 // stepSpec returns the step a cursor points at.
 func stepSpec(env pipeline.Environment, c promotion.Cursor) (pipeline.Step, bool) {
 	var list []pipeline.Step
 	switch c.Phase {
+	case promotion.PhasePreflight:
+		list = preflight(env)
 	case promotion.PhaseDeploy:
 		list = env.Steps
 	case promotion.PhaseVerify:

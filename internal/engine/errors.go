@@ -18,6 +18,9 @@ const (
 	CodeConflict Code = "conflict"
 	// CodePrecondition: the request is well-formed but a requirement is not met, such as an upstream environment (HTTP 422).
 	CodePrecondition Code = "precondition"
+	// CodeForbidden: the caller may not do this, whatever their token allows,
+	// such as approving their own promotion (HTTP 403).
+	CodeForbidden Code = "forbidden"
 	// CodeUnavailable: the engine is shutting down or its store is unreachable (HTTP 503).
 	CodeUnavailable Code = "unavailable"
 )

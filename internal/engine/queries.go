@@ -246,6 +246,7 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 		ID: p.ID, Pipeline: p.Pipeline, Environment: p.Environment, Kind: p.Kind, State: p.State,
 		Release: view.ReleaseRef{ID: p.ReleaseID, Version: p.ReleaseVersion}, Revision: p.Revision,
 		Reason: p.Reason, Actor: p.Actor, Forced: p.Forced, Message: p.Message, Steps: []view.Step{},
+		Expedited: p.Expedited, OverrideWindow: p.OverrideWindow, Gates: p.Gates, Review: p.Review,
 		CreatedAt: p.CreatedAt, StartedAt: p.StartedAt, FinishedAt: p.FinishedAt, UpdatedAt: p.UpdatedAt,
 		WakeAt: p.WakeAt, Version: p.Version,
 	}
@@ -289,6 +290,7 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 			v.Steps = append(v.Steps, vs)
 		}
 	}
+	add(promotion.PhasePreflight, preflight(env))
 	add(promotion.PhaseDeploy, env.Steps)
 	add(promotion.PhaseVerify, env.Verify)
 	if rollingBack || p.State == promotion.RollingBack || p.State == promotion.RolledBack || p.State == promotion.RollbackFailed {
@@ -296,6 +298,9 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 	}
 	if !full {
 		return v, nil
+	}
+	if v.Approvals, err = tx.Approvals(ctx, p.ID); err != nil {
+		return nil, fmt.Errorf("load approvals of %s: %w", p.ID, err)
 	}
 	events, err := tx.AuditEvents(ctx, store.AuditFilter{PromotionID: p.ID, Action: "promotion.transition"})
 	if err != nil {

@@ -23,6 +23,7 @@ const (
 	effRunStep effectKind = iota
 	effWait
 	effStopStep
+	effWebhook
 )
 
 type effect struct {
@@ -30,6 +31,8 @@ type effect struct {
 	id     string
 	cursor promotion.Cursor
 	at     time.Time
+	url    string
+	body   []byte
 }
 
 // txn is one transaction of the engine: the store transaction, the time
@@ -85,6 +88,8 @@ func (e *Engine) afterCommit(t *txn) {
 			e.startStep(ef.id, ef.cursor)
 		case effWait:
 			e.arm(ef.id, ef.at)
+		case effWebhook:
+			e.postWebhook(ef.id, ef.url, ef.body)
 		case effStopStep:
 			e.mu.Lock()
 			cancel := e.running[ef.id]
@@ -187,19 +192,13 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 	for _, a := range res.Actions {
 		switch a.Type {
 		case promotion.ActEvaluateGates:
-			follow = append(follow, func() error {
-				result, reason, err := e.evaluateGates(t, p, env)
-				if err != nil {
-					return err
-				}
-				return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvGates, Gate: result, Reason: reason})
-			})
+			follow = append(follow, func() error { return e.gateAndFire(t, p) })
 		case promotion.ActRunStep:
 			if err := e.beginStep(t, p, env, a.Cursor); err != nil {
 				return err
 			}
 		case promotion.ActWait:
-			if p.WakeAt != nil {
+			if p.WakeAt != nil && !e.isStopping() {
 				t.effects = append(t.effects, effect{kind: effWait, id: p.ID, at: *p.WakeAt})
 			}
 		case promotion.ActStopStep:
@@ -261,28 +260,6 @@ func (e *Engine) setRollbackTarget(t *txn, p *promotion.Promotion) error {
 		p.RollbackID, p.RollbackVersion = deps[0].ReleaseID, deps[0].ReleaseVersion
 	}
 	return nil
-}
-
-// evaluateGates decides whether a promotion may deploy. The core gate is
-// upstream success; forced promotions record who overrode it and why.
-func (e *Engine) evaluateGates(t *txn, p *promotion.Promotion, env pipeline.Environment) (promotion.GateResult, string, error) {
-	if p.Kind == promotion.KindRollback {
-		return promotion.GatePass, "rollback: upstream requirements do not apply", nil
-	}
-	if len(env.After) == 0 {
-		return promotion.GatePass, "no upstream environments: gates passed", nil
-	}
-	missing, err := e.missingUpstream(t.ctx, t.tx, p.Pipeline, p.ReleaseID, env.After)
-	if err != nil {
-		return "", "", err
-	}
-	if len(missing) == 0 {
-		return promotion.GatePass, fmt.Sprintf("release %s succeeded in %s: gates passed", p.ReleaseVersion, strings.Join(env.After, ", ")), nil
-	}
-	if p.Forced {
-		return promotion.GatePass, fmt.Sprintf("upstream requirement overridden by %s (not succeeded in %s): %s", p.Actor, strings.Join(missing, ", "), p.Reason), nil
-	}
-	return promotion.GateFail, fmt.Sprintf("release %s has not succeeded in %s", p.ReleaseVersion, strings.Join(missing, ", ")), nil
 }
 
 // missingUpstream returns the environments among after in which the release has not succeeded.
@@ -370,6 +347,8 @@ type newPromotion struct {
 	revision              int
 	actor, reason         string
 	forced                bool
+	expedited             bool
+	overrideWindow        bool
 }
 
 // enqueue creates a queued promotion, supersedes what it makes obsolete and
@@ -382,13 +361,15 @@ func (e *Engine) enqueue(t *txn, n newPromotion) (*promotion.Promotion, error) {
 		ID: uuid.NewString(), Pipeline: n.pipeline, Environment: n.environment, Kind: n.kind,
 		ReleaseID: n.releaseID, ReleaseVersion: n.version, Revision: n.revision,
 		State: promotion.Queued, Reason: n.reason, Actor: n.actor, Forced: n.forced,
+		Expedited: n.expedited, OverrideWindow: n.overrideWindow,
 		Message: "queued", CreatedAt: t.now, UpdatedAt: t.now, Owner: e.cfg.InstanceID,
 	}
 	if err := t.tx.InsertPromotion(t.ctx, p); err != nil {
 		return nil, fmt.Errorf("insert promotion: %w", err)
 	}
 	details := map[string]any{"pipeline": p.Pipeline, "environment": p.Environment, "kind": p.Kind,
-		"release": p.ReleaseVersion, "revision": p.Revision, "forced": p.Forced}
+		"release": p.ReleaseVersion, "revision": p.Revision, "forced": p.Forced,
+		"expedited": p.Expedited, "overrideWindow": p.OverrideWindow}
 	if err := t.audit(n.actor, "promotion.create", "promotion/"+p.ID, p.ID, n.reason, details); err != nil {
 		return nil, err
 	}

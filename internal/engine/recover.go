@@ -114,16 +114,7 @@ func (e *Engine) resumeGating(ctx context.Context, id string) error {
 			t.effects = append(t.effects, effect{kind: effWait, id: id, at: *p.WakeAt})
 			return nil
 		}
-		rev, err := e.revision(ctx, t.tx, p.Pipeline, p.Revision)
-		if err != nil {
-			return err
-		}
-		env, _ := rev.Spec.Environment(p.Environment)
-		result, reason, err := e.evaluateGates(t, p, env)
-		if err != nil {
-			return err
-		}
-		return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvGates, Gate: result, Reason: reason})
+		return e.gateAndFire(t, p)
 	})
 }
 

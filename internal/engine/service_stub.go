@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/release"
 	"github.com/ferry-dev/ferry/internal/store"
@@ -18,6 +19,15 @@ type PromoteRequest struct {
 	Reason      string `json:"reason,omitempty"`
 	// Force overrides the upstream requirement; it needs a Reason and is recorded.
 	Force bool `json:"force,omitempty"`
+	// Expedite skips soak (a hotfix); it needs a Reason and a role the
+	// environment allows for it, and the promotion awaits review.
+	Expedite bool `json:"expedite,omitempty"`
+	// OverrideWindow ignores deployment windows and freezes (break-glass); it
+	// needs a Reason and admin or the environment's override role, and the
+	// promotion awaits review.
+	OverrideWindow bool `json:"overrideWindow,omitempty"`
+	// Principal is who asks, with their grants; nil for the server itself.
+	Principal *auth.Principal `json:"-"`
 }
 
 // RollbackRequest asks for an environment to be rolled back.

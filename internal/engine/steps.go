@@ -248,6 +248,12 @@ func (e *Engine) recordStep(ctx context.Context, id string, c promotion.Cursor, 
 	})
 }
 
+// timer is an armed wake-up of a promotion.
+type timer struct {
+	t  *time.Timer
+	at time.Time
+}
+
 // arm sets the timer of a promotion waiting until at.
 func (e *Engine) arm(id string, at time.Time) {
 	e.mu.Lock()
@@ -256,12 +262,14 @@ func (e *Engine) arm(id string, at time.Time) {
 		return
 	}
 	if t, ok := e.timers[id]; ok {
-		t.Stop()
+		t.t.Stop()
 	}
 	d := at.Sub(e.cfg.Now())
-	e.timers[id] = time.AfterFunc(max(d, 0), func() {
+	e.timers[id] = timer{at: at, t: time.AfterFunc(max(d, 0), func() {
 		e.mu.Lock()
-		delete(e.timers, id)
+		if cur, ok := e.timers[id]; ok && cur.at.Equal(at) {
+			delete(e.timers, id)
+		}
 		stopping := e.stopping
 		if !stopping {
 			e.background.Add(1)
@@ -272,7 +280,21 @@ func (e *Engine) arm(id string, at time.Time) {
 		}
 		defer e.background.Done()
 		e.wake(id)
-	})
+	})}
+}
+
+// Rearm re-arms every timer against the clock. A server never needs it; it
+// is for a clock that jumps (Config.Now in tests).
+func (e *Engine) Rearm() {
+	e.mu.Lock()
+	due := make(map[string]time.Time, len(e.timers))
+	for id, t := range e.timers {
+		due[id] = t.at
+	}
+	e.mu.Unlock()
+	for id, at := range due {
+		e.arm(id, at)
+	}
 }
 
 // wake delivers a promotion's timer.

@@ -105,10 +105,21 @@ func (e *evaluator) approvals(ctx context.Context, g *pipeline.Gates) {
 		return
 	}
 
-	// Waiting: decide deadlines from when the promotion started gating.
+	// Waiting on people: deadlines count from when every other gate had
+	// passed and the promotion started waiting for approvals.
+	for _, g := range e.out.Gates {
+		if g.Result != promotion.GatePass {
+			e.approvalPending = true
+			e.add(KindApprovals, KindApprovals, promotion.GatePending, fmt.Sprintf("%d of %d approvals from %s (deadlines start once the other gates pass)",
+				len(approvers), required, strings.Join(Approvers(a), ", ")), nil)
+			return
+		}
+	}
 	start := e.in.Now
-	if p.StartedAt != nil {
-		start = *p.StartedAt
+	for _, g := range e.in.Previous {
+		if g.Kind == KindApprovals && g.Result == promotion.GatePending && g.Since != nil {
+			start = *g.Since
+		}
 	}
 	var deadlines []time.Time
 	if a.Timeout > 0 {
@@ -153,6 +164,7 @@ func (e *evaluator) approvals(ctx context.Context, g *pipeline.Gates) {
 		fmt.Fprintf(&b, "; %s at %s", orDefault(a.OnTimeout, "reject"), start.Add(a.Timeout.D()).UTC().Format(time.RFC3339))
 	}
 	e.add(KindApprovals, KindApprovals, promotion.GatePending, b.String(), wake)
+	e.out.Gates[len(e.out.Gates)-1].Since = &start
 }
 
 func orDefault(s, def string) string {

@@ -42,6 +42,8 @@ type Input struct {
 	Approvals []promotion.Approval
 	// Escalated is true once the approval escalation was sent.
 	Escalated bool
+	// Previous is the promotion's previous evaluation, if any.
+	Previous []promotion.GateEvaluation
 	// Now is the evaluation time.
 	Now time.Time
 }
@@ -163,7 +165,11 @@ func (e *evaluator) combine() Outcome {
 		}
 		o.WakeAt = wake
 	default:
-		o.Reason = "all gates passed"
+		parts := make([]string, len(o.Gates))
+		for i, g := range o.Gates {
+			parts[i] = g.Name + ": " + g.Reason
+		}
+		o.Reason = "gates passed (" + strings.Join(parts, "; ") + ")"
 	}
 	return o
 }

@@ -45,6 +45,10 @@ func evaluate(t *testing.T, env pipeline.Environment, in Input) Outcome {
 	if in.Now.IsZero() {
 		in.Now = now
 	}
+	if in.Previous == nil {
+		// The promotion has waited for approvals for an hour.
+		in.Previous = []promotion.GateEvaluation{{Name: KindApprovals, Kind: KindApprovals, Result: promotion.GatePending, Since: ptr(now.Add(-time.Hour))}}
+	}
 	if in.Promotion.ID == "" {
 		in.Promotion = promotion.Promotion{ID: "p1", Pipeline: "shop", Environment: env.Name, Kind: promotion.KindPromote,
 			Actor: "rita", Revision: 3, StartedAt: ptr(now.Add(-time.Hour)), ReleaseID: "r1"}
@@ -189,5 +193,26 @@ func TestApprovalEscalation(t *testing.T) {
 	o = evaluate(t, env, Input{Now: now.Add(9 * time.Hour), Escalated: true})
 	if o.Result != promotion.GatePending || o.Escalate {
 		t.Fatalf("onTimeout escalate keeps waiting once escalated: %+v", o)
+	}
+}
+
+func TestApprovalDeadlinesWaitForOtherGates(t *testing.T) {
+	env := pipeline.Environment{Name: "prod", After: []string{"staging"}, Gates: &pipeline.Gates{
+		Soak:      pipeline.Duration(time.Hour),
+		Approvals: &pipeline.Approvals{Required: "1", Timeout: pipeline.Duration(time.Minute)},
+	}}
+	// Soaking, and no approval for far longer than the timeout: not rejected,
+	// since the promotion has not started waiting for people yet.
+	o := evaluate(t, env, Input{Previous: []promotion.GateEvaluation{}, History: []promotion.Promotion{succeeded("staging", now.Add(-10*time.Minute))}})
+	if o.Result != promotion.GatePending || o.Approval || o.WakeAt == nil || !o.WakeAt.Equal(now.Add(50*time.Minute)) {
+		t.Fatalf("soaking: %+v", o)
+	}
+	if g := o.Gates[len(o.Gates)-1]; g.Since != nil || !strings.Contains(g.Reason, "deadlines start once the other gates pass") {
+		t.Fatalf("approvals while soaking: %+v", g)
+	}
+	// Soaked: the approval clock starts now.
+	o = evaluate(t, env, Input{Previous: []promotion.GateEvaluation{}, History: []promotion.Promotion{succeeded("staging", now.Add(-2*time.Hour))}})
+	if g := o.Gates[len(o.Gates)-1]; !o.Approval || g.Since == nil || !g.Since.Equal(now) || !o.WakeAt.Equal(now.Add(time.Minute)) {
+		t.Fatalf("waiting for approvals: %+v", o)
 	}
 }

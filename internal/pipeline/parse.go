@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
@@ -83,6 +84,7 @@ func Parse(filename string, data []byte) (*Spec, error) {
 	d := &decoder{
 		file:    filename,
 		pos:     map[string]position{},
+		text:    map[string]textPos{},
 		anchors: map[string]ast.Node{},
 		merging: map[ast.Node]bool{},
 		failed:  map[string]bool{},
@@ -122,7 +124,7 @@ func Parse(filename string, data []byte) (*Spec, error) {
 		// What was decoded is a fragment; validating it would only add noise.
 		return nil, d.err()
 	}
-	v := &validator{file: filename, pos: d.pos, skip: d.failed}
+	v := &validator{file: filename, pos: d.pos, text: d.text, skip: d.failed}
 	v.spec(&s)
 	d.problems = append(d.problems, v.problems...)
 	if len(d.problems) > 0 {
@@ -134,6 +136,23 @@ func Parse(filename string, data []byte) (*Spec, error) {
 // position is where a node starts in the source.
 type position struct{ line, column int }
 
+// textPos is where the characters of a string value are in the source, so
+// that a position inside the value, such as that of a compile error in a
+// CEL expression, can be mapped to the file.
+type textPos struct {
+	// line and column are those of the value's first character: after the
+	// opening quote of a quoted scalar, at the indentation of the first
+	// content line of a block scalar.
+	line, column int
+	// block is set for a literal block scalar ("|"), whose lines are kept:
+	// line n of the value is line line+n-1 of the file, starting at column.
+	block bool
+	// exact is set when every character of the value maps to a position as
+	// described above: a single-line scalar without escape sequences, or a
+	// literal block scalar.
+	exact bool
+}
+
 // decoder turns a go-yaml AST into a Spec by walking the Go types, so that
 // it can report every problem with its position and field path rather than
 // stopping at the first, and record the position of every field for
@@ -144,6 +163,9 @@ type decoder struct {
 	// pos maps field paths to the position of their value (of their key, for
 	// map entries).
 	pos map[string]position
+	// text maps the field paths of string values to where their characters
+	// are.
+	text map[string]textPos
 	// anchors maps anchor names to their values, as they are met.
 	anchors map[string]ast.Node
 	// merging holds the mappings whose merge keys are being expanded, to
@@ -157,7 +179,10 @@ type decoder struct {
 	exhausted bool
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var (
+	durationType = reflect.TypeFor[Duration]()
+	timeType     = reflect.TypeFor[time.Time]()
+)
 
 func (d *decoder) err() error {
 	slices.SortStableFunc(d.problems, func(a, b Problem) int {
@@ -228,6 +253,19 @@ func (d *decoder) decodeValue(at *token.Token, node ast.Node, tag string, v refl
 		v.Set(reflect.ValueOf(dur))
 		return
 	}
+	if v.Type() == timeType {
+		text, ok := d.scalar(at, node, tag, path, "an RFC 3339 timestamp such as 2026-12-20T00:00:00Z")
+		if !ok {
+			return
+		}
+		t, err := time.Parse(time.RFC3339, text)
+		if err != nil {
+			d.problemAt(at, path, "invalid timestamp %q: write an RFC 3339 timestamp with a time zone, such as 2026-12-20T00:00:00Z", text)
+			return
+		}
+		v.Set(reflect.ValueOf(t))
+		return
+	}
 
 	switch v.Kind() {
 	case reflect.Pointer:
@@ -265,6 +303,9 @@ func (d *decoder) decodeValue(at *token.Token, node ast.Node, tag string, v refl
 		text, ok := d.scalar(at, node, tag, path, "a string")
 		if ok {
 			v.SetString(text)
+			if tp, known := textPosOf(node); known {
+				d.text[path] = tp
+			}
 		}
 	case reflect.Int:
 		n, ok := node.(*ast.IntegerNode)
@@ -471,6 +512,59 @@ func (d *decoder) scalar(at *token.Token, node ast.Node, tag, path, want string)
 	}
 	d.problemAt(at, path, "expected %s, got %s", want, describe(node, tag))
 	return "", false
+}
+
+// textPosOf returns where the characters of a scalar's value are.
+func textPosOf(node ast.Node) (textPos, bool) {
+	switch n := node.(type) {
+	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		tk := n.GetToken()
+		if tk == nil || tk.Position == nil {
+			return textPos{}, false
+		}
+		raw := strings.TrimSpace(tk.Origin)
+		tp := textPos{line: tk.Position.Line, column: tk.Position.Column}
+		if tk.Type == token.SingleQuoteType || tk.Type == token.DoubleQuoteType {
+			tp.column++
+			if len(raw) >= 2 {
+				raw = raw[1 : len(raw)-1]
+			}
+		}
+		// Escapes (\" or '') and folded lines shift the characters that
+		// follow them.
+		tp.exact = raw == tk.Value && !strings.Contains(raw, "\n")
+		return tp, true
+	case *ast.LiteralNode:
+		if n.Start == nil || n.Start.Position == nil || n.Value == nil || n.Value.Token == nil {
+			return textPos{}, false
+		}
+		// The content starts on the line after the header ("|", ">-"); its
+		// indentation is what the first non-blank source line has more
+		// than the same line in the value.
+		origin, value := n.Value.Token.Origin, n.Value.Token.Value
+		indent, blank := 0, 0
+		for _, line := range strings.Split(origin, "\n") {
+			if strings.TrimSpace(line) != "" {
+				indent = len(line) - len(strings.TrimLeft(line, " "))
+				break
+			}
+			blank++
+		}
+		for _, line := range strings.Split(value, "\n") {
+			if strings.TrimSpace(line) != "" {
+				indent -= len(line) - len(strings.TrimLeft(line, " "))
+				break
+			}
+		}
+		literal := strings.HasPrefix(n.Start.Value, "|")
+		tp := textPos{line: n.Start.Position.Line + 1, column: indent + 1, block: literal, exact: literal}
+		if !literal {
+			// A folded scalar joins its lines: point at its first content line.
+			tp.line += blank
+		}
+		return tp, true
+	}
+	return textPos{}, false
 }
 
 // keyText returns the text of a scalar mapping key.

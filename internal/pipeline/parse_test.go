@@ -78,6 +78,30 @@ func TestParseInvalid(t *testing.T) {
 			{4, 11, "environments[0].steps[0].exec", "one of run or command is required"},
 			{7, 11, "environments[0].steps[1].http.url", "required"},
 		},
+		"policy-typo.yaml": {
+			{9, 25, "environments[1].gates.policies[0].expr", "undefined field 'versoin'"},
+		},
+		"policy-not-bool.yaml": {
+			{9, 31, "environments[1].gates.policies[0].expr", "expression must evaluate to bool, not string"},
+		},
+		"bad-approver.yaml": {
+			{7, 33, "environments[0].gates.approvals.from[1]", `unknown role "owner"`},
+		},
+		"bad-on-timeout.yaml": {
+			{8, 20, "environments[0].gates.approvals.onTimeout", `unknown action "wait": use reject or escalate`},
+		},
+		"bad-timezone.yaml": {
+			{10, 23, "environments[0].gates.windows.allow[0].timezone", `unknown time zone "Europe/Berlln"`},
+		},
+		"freeze-backwards.yaml": {
+			{7, 46, "environments[0].gates.windows.freeze[0].to", "2026-12-20T00:00:00Z must be after from (2027-01-04T00:00:00Z)"},
+		},
+		"duplicate-policy.yaml": {
+			{7, 18, "environments[0].gates.policies[1].name", `duplicate policy "low-risk" (first defined at line 6)`},
+		},
+		"escalate-without-webhook.yaml": {
+			{10, 11, "environments[0].gates.approvals.escalate.webhook", "required"},
+		},
 		"bad-values.yaml": {
 			{1, 7, "name", `invalid name "Shop"`},
 			{5, 15, "environments[0].steps[0].name", `invalid name "Deploy"`},

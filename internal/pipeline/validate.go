@@ -1,11 +1,17 @@
 package pipeline
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/ferry-dev/ferry/internal/auth"
+	"github.com/ferry-dev/ferry/internal/expr"
 )
 
 // Limits and patterns enforced by validation.
@@ -42,6 +48,9 @@ type validator struct {
 	// pos maps field paths to source positions; nil for a specification
 	// built in code.
 	pos map[string]position
+	// text maps the field paths of string values to where their characters
+	// are; nil for a specification built in code.
+	text map[string]textPos
 	// skip holds field paths that already have a decoding problem; a
 	// problem on such a path, or on one of its ancestors or descendants,
 	// would only repeat it.
@@ -50,13 +59,18 @@ type validator struct {
 }
 
 func (v *validator) add(path, format string, args ...any) {
+	line, column := v.at(path)
+	v.addAt(path, line, column, format, args...)
+}
+
+// addAt adds a problem at a position other than where path starts.
+func (v *validator) addAt(path string, line, column int, format string, args ...any) {
 	for failed := range v.skip {
 		if related(failed, path) {
 			return
 		}
 	}
-	p := Problem{File: v.file, Field: path, Message: fmt.Sprintf(format, args...)}
-	p.Line, p.Column = v.at(path)
+	p := Problem{File: v.file, Line: line, Column: column, Field: path, Message: fmt.Sprintf(format, args...)}
 	v.problems = append(v.problems, p)
 }
 
@@ -127,6 +141,9 @@ func (v *validator) spec(s *Spec) {
 	for i, e := range s.Environments {
 		v.after(i, e, index)
 		v.environmentSteps(i, e)
+		if e.Gates != nil {
+			v.gates(fmt.Sprintf("environments[%d].gates", i), e.Gates)
+		}
 	}
 	v.cycles(s, index)
 }
@@ -215,10 +232,25 @@ func cycleText(s *Spec, chain []int) string {
 
 func (v *validator) environmentSteps(i int, e Environment) {
 	seen := map[string]string{}
-	lists := []struct {
+	var preflight []Step
+	if e.Gates != nil {
+		preflight = e.Gates.Preflight
+	}
+	// In the order they are written, else in the order they run, so that
+	// the later step is the duplicate.
+	type list struct {
 		field string
 		steps []Step
-	}{{"steps", e.Steps}, {"verify", e.Verify}}
+	}
+	lists := []list{{"gates.preflight", preflight}, {"steps", e.Steps}, {"verify", e.Verify}}
+	slices.SortStableFunc(lists, func(a, b list) int {
+		al, ac := v.at(fmt.Sprintf("environments[%d].%s", i, a.field))
+		bl, bc := v.at(fmt.Sprintf("environments[%d].%s", i, b.field))
+		if al != bl {
+			return al - bl
+		}
+		return ac - bc
+	})
 	for _, list := range lists {
 		for j, st := range list.steps {
 			p := fmt.Sprintf("environments[%d].%s[%d]", i, list.field, j)
@@ -337,5 +369,154 @@ func (v *validator) http(p string, h *HTTP) {
 	}
 	if h.Timeout < 0 {
 		v.add(p+".timeout", "must not be negative, got %s", h.Timeout.D())
+	}
+}
+
+// On-timeout actions of approvals.
+const (
+	onTimeoutReject   = "reject"
+	onTimeoutEscalate = "escalate"
+)
+
+// exprEnv is the CEL environment policies and approval counts are checked in.
+var exprEnv = sync.OnceValues(expr.NewEnv)
+
+func (v *validator) gates(p string, g *Gates) {
+	if g.Soak < 0 {
+		v.add(p+".soak", "must not be negative, got %s", g.Soak.D())
+	}
+	seen := map[string]string{}
+	for j, pol := range g.Policies {
+		q := fmt.Sprintf("%s.policies[%d]", p, j)
+		if v.name(q+".name", pol.Name) {
+			if first, dup := seen[pol.Name]; dup {
+				v.add(q+".name", "duplicate policy %q (first defined %s)", pol.Name, v.where(first))
+			} else {
+				seen[pol.Name] = q + ".name"
+			}
+		}
+		if pol.Expr == "" {
+			v.add(q+".expr", "required")
+		} else {
+			v.expr(q+".expr", pol.Expr, expr.Bool)
+		}
+	}
+	if g.Windows != nil {
+		for _, prob := range g.Windows.Validate() {
+			q := p + ".windows"
+			if prob.Field != "" {
+				q += "." + prob.Field
+			}
+			v.add(q, "%s", prob.Message)
+		}
+	}
+	if g.Approvals != nil {
+		v.approvals(p+".approvals", g.Approvals)
+	}
+	for j, r := range g.ExpediteRoles {
+		if _, err := auth.ParseRole(r); err != nil {
+			v.add(fmt.Sprintf("%s.expediteRoles[%d]", p, j), "%v", err)
+		}
+	}
+	if g.OverrideRole != "" {
+		if _, err := auth.ParseRole(g.OverrideRole); err != nil {
+			v.add(p+".overrideRole", "%v", err)
+		}
+	}
+}
+
+func (v *validator) approvals(p string, a *Approvals) {
+	switch n, err := strconv.Atoi(strings.TrimSpace(a.Required)); {
+	case strings.TrimSpace(a.Required) == "":
+		v.add(p+".required", "required: a number of approvals or a CEL expression giving one")
+	case err == nil && n < 0:
+		v.add(p+".required", "must not be negative, got %d", n)
+	case err != nil:
+		v.expr(p+".required", a.Required, expr.Int)
+	}
+	seen := map[string]bool{}
+	for j, from := range a.From {
+		q := fmt.Sprintf("%s.from[%d]", p, j)
+		kind, name, _ := strings.Cut(from, ":")
+		switch {
+		case kind == "role":
+			if _, err := auth.ParseRole(name); err != nil {
+				v.add(q, "%v", err)
+				continue
+			}
+		case kind == "user":
+			if name == "" || strings.TrimSpace(name) != name {
+				v.add(q, "invalid user %q: write user:NAME", from)
+				continue
+			}
+		default:
+			v.add(q, "invalid approver %q: write role:NAME or user:NAME", from)
+			continue
+		}
+		if seen[from] {
+			v.add(q, "duplicate entry %q", from)
+		}
+		seen[from] = true
+	}
+	if a.ExpiresAfter < 0 {
+		v.add(p+".expiresAfter", "must not be negative, got %s", a.ExpiresAfter.D())
+	}
+	if a.Timeout < 0 {
+		v.add(p+".timeout", "must not be negative, got %s", a.Timeout.D())
+	}
+	switch a.OnTimeout {
+	case "", onTimeoutReject:
+	case onTimeoutEscalate:
+		if a.Escalate == nil {
+			v.add(p+".onTimeout", "escalate needs escalate.webhook to post to")
+		}
+	default:
+		v.add(p+".onTimeout", "unknown action %q: use %s or %s", a.OnTimeout, onTimeoutReject, onTimeoutEscalate)
+	}
+	if a.Escalate != nil {
+		q := p + ".escalate"
+		if a.Escalate.After < 0 {
+			v.add(q+".after", "must not be negative, got %s", a.Escalate.After.D())
+		}
+		if a.Escalate.Webhook == "" {
+			v.add(q+".webhook", "required")
+		} else if u, err := url.Parse(a.Escalate.Webhook); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(q+".webhook", "invalid URL %q: must be an absolute http or https URL", a.Escalate.Webhook)
+		}
+	}
+}
+
+// expr checks that the CEL expression src at path compiles to want. A
+// compile error is reported where it is in the file: its position relative
+// to the expression is added to where the expression's characters start.
+// When the expression's characters do not map one to one to the source (a
+// folded or multi-line scalar, or one with escape sequences), the problem
+// is reported at the start of the expression and its message gives the
+// position within the expression.
+func (v *validator) expr(path, src string, want expr.Kind) {
+	env, err := exprEnv()
+	if err != nil {
+		v.add(path, "cannot check expression: %v", err)
+		return
+	}
+	_, err = env.Compile(src, want)
+	if err == nil {
+		return
+	}
+	var cerr *expr.Error
+	if !errors.As(err, &cerr) {
+		v.add(path, "%v", err)
+		return
+	}
+	tp, known := v.text[path]
+	switch {
+	case known && tp.exact && tp.block:
+		v.addAt(path, tp.line+cerr.Line-1, tp.column+cerr.Column-1, "%s", cerr.Message)
+	case known && tp.exact && cerr.Line == 1:
+		v.addAt(path, tp.line, tp.column+cerr.Column-1, "%s", cerr.Message)
+	case known:
+		v.addAt(path, tp.line, tp.column, "%s (at %d:%d in the expression)", cerr.Message, cerr.Line, cerr.Column)
+	default:
+		v.add(path, "%s (at %d:%d in the expression)", cerr.Message, cerr.Line, cerr.Column)
 	}
 }

@@ -250,6 +250,10 @@ func (m *machine) apply(ev Event) error {
 			m.p.WakeAt = nil
 			m.acts = append(m.acts, Action{Type: ActEvaluateGates})
 			return nil
+		case ev.Type == EvReject && m.p.WakeAt != nil:
+			// A rejection while the promotion waits for a window or a soak ends it.
+			m.to(Rejected, orDefault(ev.Reason, "rejected"))
+			return nil
 		}
 	case AwaitingApproval:
 		switch ev.Type {

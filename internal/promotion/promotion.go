@@ -146,6 +146,9 @@ type GateEvaluation struct {
 	Reason string `json:"reason"`
 	// Until is when a pending gate may pass (soak ends, a window opens), if known.
 	Until *time.Time `json:"until,omitempty"`
+	// Since is when a pending gate started waiting on people (approvals),
+	// carried from one evaluation to the next; deadlines count from it.
+	Since *time.Time `json:"since,omitempty"`
 	At    time.Time  `json:"at"`
 }
 

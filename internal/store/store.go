@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
@@ -122,6 +123,19 @@ type Tx interface {
 	PutApproval(ctx context.Context, a *promotion.Approval) error
 	// Approvals returns a promotion's decisions, oldest first.
 	Approvals(ctx context.Context, promotionID string) ([]promotion.Approval, error)
+
+	// InsertToken stores t, of which only the hash of the plaintext is
+	// kept; ErrConflict if a token with its ID or its hash exists.
+	InsertToken(ctx context.Context, t *auth.Token) error
+	// TokenByHash returns the token whose Hash is hash, revoked or expired
+	// ones included: the caller decides with Token.Valid.
+	TokenByHash(ctx context.Context, hash string) (*auth.Token, error)
+	// Tokens returns every token, revoked and expired ones included, oldest
+	// first.
+	Tokens(ctx context.Context) ([]auth.Token, error)
+	// RevokeToken marks a token revoked at at. Revoking a revoked token
+	// keeps its first revocation time. ErrNotFound if no token has that ID.
+	RevokeToken(ctx context.Context, id string, at time.Time) error
 
 	// Idempotency returns the stored response for an idempotency key.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)

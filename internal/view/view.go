@@ -43,6 +43,15 @@ type Promotion struct {
 	Reason     string      `json:"reason,omitempty"`
 	Actor      string      `json:"actor"`
 	Forced     bool        `json:"forced"`
+	// Expedited and OverrideWindow mark hotfix and break-glass promotions.
+	Expedited      bool `json:"expedited,omitempty"`
+	OverrideWindow bool `json:"overrideWindow,omitempty"`
+	// Gates is the latest evaluation of the environment's gates.
+	Gates []promotion.GateEvaluation `json:"gates,omitempty"`
+	// Approvals are the decisions recorded on the promotion.
+	Approvals []promotion.Approval `json:"approvals,omitempty"`
+	// Review is the after-the-fact review of an expedited or break-glass promotion.
+	Review *promotion.Review `json:"review,omitempty"`
 	// Message explains the current state.
 	Message     string       `json:"message,omitempty"`
 	Steps       []Step       `json:"steps"`
@@ -135,4 +144,25 @@ type Replica struct {
 	// Self is true for the replica that answered the request.
 	Self    bool           `json:"self"`
 	Driving []PromotionRef `json:"driving"`
+}
+
+// Plan explains what would happen if a release were promoted now.
+type Plan struct {
+	Pipeline    string     `json:"pipeline"`
+	Environment string     `json:"environment"`
+	Release     ReleaseRef `json:"release"`
+	Revision    int        `json:"revision"`
+	// Proceed is true when every gate passes now.
+	Proceed bool                       `json:"proceed"`
+	Result  promotion.GateResult       `json:"result"`
+	Reason  string                     `json:"reason"`
+	Gates   []promotion.GateEvaluation `json:"gates"`
+	// Approvers says who may approve, when approvals are required.
+	Approvers []string `json:"approvers,omitempty"`
+	// WakeAt is when the gates would next be evaluated while pending.
+	WakeAt *time.Time `json:"wakeAt,omitempty"`
+	// Preflight names the checks that would run before the steps.
+	Preflight []string `json:"preflight,omitempty"`
+	// Queue counts the unfinished promotions into the environment now.
+	Queue int `json:"queue"`
 }
