@@ -273,3 +273,71 @@ environments:
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+func TestPreflightRunsBeforeStepsAndKeepsItsOutput(t *testing.T) {
+	b := setup(t)
+	b.apply(t, `name: shop
+environments:
+  - name: prod
+    gates:
+      preflight:
+        - name: quota
+          exec: {run: 'echo "quota check for $FERRY_RELEASE"; test "$FERRY_RELEASE" != 2.0.0'}
+    steps: [{name: deploy, exec: {run: 'echo "$FERRY_RELEASE" >> "$WORK/deployed"'}}]
+`)
+	b.release(t, "shop", "1.0.0")
+	b.release(t, "shop", "2.0.0")
+	if p := b.wait(t, b.promote(t, "shop", "1.0.0", "prod").ID); p.State != promotion.Succeeded || p.Steps[0].Phase != promotion.PhasePreflight || p.Steps[0].State != "succeeded" {
+		t.Fatalf("1.0.0: %s %+v", p.State, p.Steps)
+	}
+	p := b.wait(t, b.promote(t, "shop", "2.0.0", "prod").ID)
+	if p.State != promotion.Failed || !strings.Contains(p.Message, "preflight check quota failed") || !strings.Contains(p.Message, "nothing was deployed") {
+		t.Fatalf("2.0.0: %s %q", p.State, p.Message)
+	}
+	if got := readFile(t, b.dir+"/deployed"); got != "1.0.0\n" {
+		t.Fatalf("deployed = %q: a failed preflight must deploy nothing and roll nothing back", got)
+	}
+	logs, err := b.eng.Logs(context.Background(), p.ID)
+	if err != nil || len(logs) == 0 || logs[0].Phase != promotion.PhasePreflight || !strings.Contains(logs[0].Text, "quota check for 2.0.0") {
+		t.Fatalf("preflight output: %v %+v", err, logs)
+	}
+}
+
+func TestRollbacksSkipSoakAndWindows(t *testing.T) {
+	start := time.Date(2026, 12, 21, 9, 0, 0, 0, time.UTC) // inside the freeze of governedPipeline
+	b, _ := governed(t, start)
+	ctx := context.Background()
+	// Put two releases into prod before the freeze by going through the engine with break-glass.
+	for _, v := range []string{"1.0.0", "1.1.0"} {
+		b.releaseWithRisk(t, v, "low")
+		b.wait(t, b.promote(t, "shop", v, "staging").ID)
+		p, err := b.eng.Promote(ctx, "root", engine.PromoteRequest{Pipeline: "shop", Release: v, Environment: "prod",
+			Expedite: true, OverrideWindow: true, Reason: "seed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = b.waitState(t, p.ID, promotion.AwaitingApproval)
+		for _, who := range []string{"bob", "carol"} {
+			if _, err := b.eng.Approve(ctx, principal(who, auth.RoleApprover), p.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if done := b.wait(t, p.ID); done.State != promotion.Succeeded {
+			t.Fatalf("seed %s: %s %q", v, done.State, done.Message)
+		}
+	}
+	// A rollback during the freeze passes soak and windows, but still needs its approvals.
+	rb, err := b.eng.Rollback(ctx, "oncall", engine.RollbackRequest{Pipeline: "shop", Environment: "prod", Reason: "1.1.0 is broken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb = b.waitState(t, rb.ID, promotion.AwaitingApproval)
+	for _, kind := range []string{"soak", "windows"} {
+		if g := gateResult(rb, kind); g.Result != promotion.GatePass || !strings.Contains(g.Reason, "rollback") {
+			t.Errorf("rollback %s gate: %+v", kind, g)
+		}
+	}
+	if rb.State != promotion.AwaitingApproval {
+		t.Fatalf("rollback: %s %q", rb.State, rb.Message)
+	}
+}
