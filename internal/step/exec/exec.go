@@ -85,8 +85,23 @@ func (d Driver) Run(ctx context.Context, req step.Request) step.Result {
 		grace = DefaultKillGrace
 	}
 
+	// With a Started callback, the step's process waits at a gate until the
+	// callback has returned: the caller records the process group before the
+	// step does anything, so a crash at any moment leaves it findable.
+	var gate *os.File
+	if req.Started != nil {
+		if cmd, gate, err = gated(cmd); err != nil {
+			return failed("start: %v", err)
+		}
+	}
 	p, err := start(cmd, req.Output)
+	if gate != nil {
+		cmd.ExtraFiles[0].Close() // the child holds its own copy
+	}
 	if err != nil {
+		if gate != nil {
+			gate.Close()
+		}
 		return failed("start: %v", err)
 	}
 	r := run{p: p, grace: grace}
@@ -97,6 +112,12 @@ func (d Driver) Run(ctx context.Context, req step.Request) step.Result {
 		if err := req.Started(p.pgid, p.start); err != nil {
 			r.kill(err.Error())
 		}
+	}
+	if gate != nil {
+		if r.message == "" {
+			_, _ = gate.WriteString("go\n")
+		}
+		gate.Close() // without "go", the gate exits 125 and runs nothing
 	}
 
 	timeout := x.Timeout.D()
@@ -166,6 +187,24 @@ func command(x *pipeline.Exec, env []string) (*exec.Cmd, error) {
 	cmd.Env = env
 	cmd.Dir = x.Workdir
 	return cmd, nil
+}
+
+// gateScript holds a step's process until its parent writes "go" on fd 3,
+// then execs the step in its place (same process, same process group).
+const gateScript = `IFS= read -r go <&3 && [ "$go" = go ] || exit 125; exec 3<&-; exec "$@"`
+
+// gated returns cmd wrapped in the gate, and the writing end of the gate's pipe.
+func gated(cmd *exec.Cmd) (*exec.Cmd, *os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("gate pipe: %w", err)
+	}
+	g := &exec.Cmd{
+		Path: "/bin/sh",
+		Args: append([]string{"sh", "-c", gateScript, "ferry-step", cmd.Path}, cmd.Args[1:]...),
+		Env:  cmd.Env, Dir: cmd.Dir, ExtraFiles: []*os.File{r},
+	}
+	return g, w, nil
 }
 
 // lookPath finds name in the directories of path. A name with a slash is
