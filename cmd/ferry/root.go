@@ -69,7 +69,8 @@ FERRY_TOKEN; without either, talking to the default local server, they read
 
 Exit codes: 0 success, 1 error (including a missing, invalid or revoked
 token, and a token without the role needed), 2 usage error, 3 a promotion
-followed with --wait ended but not in success.`,
+followed with --wait ended but not in success, a plan that would not proceed
+now, or a canary judgement that did not pass.`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -119,6 +120,7 @@ followed with --wait ended but not in success.`,
 		newPlanCommand(g), newApprovalsCommand(g), newApproveCommand(g), newRejectCommand(g),
 		newReviewsCommand(g), newReviewCommand(g),
 	)
+	add("gates", newJudgeCommand(g))
 	add("server", newServerCommand(g), newUpCommand(g), newClusterCommand(g), newTokenCommand(g), newBenchCommand(g))
 	add("store", newBackupCommand(g), newRestoreCommand(g), newMigrateCommand(g, getenv))
 	root.AddCommand(newDemoCommand())
