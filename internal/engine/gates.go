@@ -66,8 +66,8 @@ func (e *Engine) gateInput(ctx context.Context, tx store.Tx, p *promotion.Promot
 		return gate.Input{}, fmt.Errorf("load history of %s: %w", rel.Version, err)
 	}
 	in := gate.Input{Promotion: *p, Release: *rel, Environment: env, History: hist, Now: now, Previous: p.Gates}
-	if p.ID == "" {
-		return in, nil // a plan: nothing recorded yet
+	if p.ID == "" || env.Gates == nil || env.Gates.Approvals == nil {
+		return in, nil // a plan, or no approvals to count
 	}
 	if in.Approvals, err = tx.Approvals(ctx, p.ID); err != nil {
 		return gate.Input{}, fmt.Errorf("load approvals of %s: %w", p.ID, err)

@@ -322,18 +322,27 @@ func (e *Engine) startNext(t *txn, pipelineName, env string) error {
 		return nil
 	}
 	// An aborted promotion frees its environment only once its step's
-	// processes are gone; finishStep calls startNext again then.
-	running, err := t.tx.RunningStepRuns(t.ctx)
+	// processes are gone; finishStep calls startNext again then. Only a
+	// promotion aborted while a step ran can leave one, and it is among the
+	// environment's latest aborted ones: the environment stays busy until
+	// its step ends, so no later promotion can have run meanwhile.
+	aborted, err := t.tx.Promotions(t.ctx, store.PromotionFilter{Pipeline: pipelineName, Environment: env,
+		States: []promotion.State{promotion.Aborted}, Limit: 5})
 	if err != nil {
-		return fmt.Errorf("list running steps: %w", err)
+		return fmt.Errorf("load aborted promotions of %s/%s: %w", pipelineName, env, err)
 	}
-	for _, r := range running {
-		owner, err := t.tx.Promotion(t.ctx, r.PromotionID)
-		if err != nil {
-			return fmt.Errorf("load promotion %s: %w", r.PromotionID, err)
+	for _, a := range aborted {
+		if a.StartedAt == nil {
+			continue // aborted while queued: it never ran a step
 		}
-		if owner.Pipeline == pipelineName && owner.Environment == env && owner.State.Terminal() {
-			return nil
+		runs, err := t.tx.StepRuns(t.ctx, a.ID)
+		if err != nil {
+			return fmt.Errorf("load step runs of %s: %w", a.ID, err)
+		}
+		for _, r := range runs {
+			if r.State == promotion.StepRunning {
+				return nil
+			}
 		}
 	}
 	return e.fire(t, SystemActor, &next, promotion.Event{Type: promotion.EvStart})
@@ -400,11 +409,8 @@ func (e *Engine) enqueue(t *txn, n newPromotion) (*promotion.Promotion, error) {
 	if err := e.startNext(t, p.Pipeline, p.Environment); err != nil {
 		return nil, err
 	}
-	stored, err := t.tx.Promotion(t.ctx, p.ID)
-	if err != nil {
-		return nil, fmt.Errorf("reload promotion %s: %w", p.ID, err)
-	}
-	return stored, nil
+	// p is as inserted; startNext may have moved the stored row on since.
+	return p, nil
 }
 
 // promoteDownstream promotes a release that just succeeded in an environment
