@@ -388,8 +388,15 @@ func TestPromotionShowPrintsGatesApprovalsAndReview(t *testing.T) {
 	until := t1
 	p.Gates[0].Until = &until
 	p.Expedited = true
-	startStub(t, map[string]stubResponse{"GET /api/v1/promotions/p1": {body: p}})
+	at := t1.Format(time.RFC3339)
+	logs := []view.LogChunk{{Phase: "verify", Step: "error-rate", Attempt: 1, Text: "measuring x every 1s, 2 times\n" +
+		`measurement {"at":"` + at + `","value":0.002,"verdict":"successful"}` + "\n" +
+		`measurement {"at":"` + at + `","value":null,"verdict":"inconclusive"}` + "\n"}}
+	startStub(t, map[string]stubResponse{"GET /api/v1/promotions/p1": {body: p}, "GET /api/v1/promotions/p1/logs": {body: logs}})
 	code, stdout, stderr := runCLI(t, "", "promotion", "show", "p1")
+	if !strings.Contains(stdout, "\nMeasurements:\n") || !strings.Contains(stdout, "0.002") || !strings.Contains(stdout, "no data") {
+		t.Errorf("promotion show lacks the measurements:\n%s", stdout)
+	}
 	if code != 0 {
 		t.Fatalf("exit code = %d; stderr: %s", code, stderr)
 	}
@@ -411,7 +418,7 @@ func TestPromotionShowPrintsGatesApprovalsAndReview(t *testing.T) {
 
 	p.Gates, p.Approvals, p.OverrideWindow = nil, nil, true
 	p.Review = &promotion.Review{By: "dave", At: t1, Comment: "justified"}
-	startStub(t, map[string]stubResponse{"GET /api/v1/promotions/p1": {body: p}})
+	startStub(t, map[string]stubResponse{"GET /api/v1/promotions/p1": {body: p}, "GET /api/v1/promotions/p1/logs": {body: []view.LogChunk{}}})
 	code, stdout, _ = runCLI(t, "", "promotion", "show", "p1")
 	if code != 0 || !strings.Contains(stdout, "Break-glass:  yes (deployment windows and freezes ignored)\n") ||
 		!strings.Contains(stdout, "Reviewed:     by dave at 2025-01-31T09:30:00Z: justified\n") ||

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/client"
 	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/step/metric"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -95,10 +97,57 @@ func newPromotionCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(p, func(w io.Writer) error { return printPromotion(w, p) })
+			return g.print(p, func(w io.Writer) error {
+				if err := printPromotion(w, p); err != nil {
+					return err
+				}
+				chunks, err := c.Logs(cmd.Context(), p.ID)
+				if err != nil {
+					return err
+				}
+				return printMeasurements(w, chunks)
+			})
 		},
 	})
 	return cmd
+}
+
+// printMeasurements prints the measurements metric checks recorded in
+// their output, when there are any.
+func printMeasurements(w io.Writer, chunks []view.LogChunk) error {
+	type key struct {
+		phase   string
+		step    string
+		attempt int
+	}
+	var rows [][]any
+	partial := map[key]string{}
+	for _, c := range chunks {
+		k := key{string(c.Phase), c.Step, c.Attempt}
+		text := partial[k] + c.Text
+		lines := strings.Split(text, "\n")
+		partial[k] = lines[len(lines)-1]
+		for _, l := range lines[:len(lines)-1] {
+			if m, ok := metric.ParseMeasurement(l); ok {
+				value := "no data"
+				if m.Value != nil {
+					b, _ := json.Marshal(m.Value)
+					value = string(b)
+				}
+				rows = append(rows, []any{k.phase + "/" + k.step, k.attempt, formatTime(m.At), value, m.Verdict, orDash(m.Error)})
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nMeasurements:")
+	tw := newTable(w)
+	row(tw, "CHECK", "ATTEMPT", "AT", "VALUE", "VERDICT", "ERROR")
+	for _, r := range rows {
+		row(tw, r...)
+	}
+	return tw.Flush()
 }
 
 // printPromotion prints a promotion's fields, its transitions and a table of its steps.
@@ -265,6 +314,39 @@ func newAbortCommand(g *globals) *cobra.Command {
 				return err
 			}
 			p, err := c.Abort(cmd.Context(), args[0], reason)
+			if err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "promotion %s: %s\n", p.ID, p.State)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log (required)")
+	_ = cmd.MarkFlagRequired("reason")
+	return cmd
+}
+
+func newResumeCommand(g *globals) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "resume ID --reason TEXT",
+		Short: "Resume a promotion paused by an inconclusive check",
+		Long: `Resume a promotion that an inconclusive check paused: the check counts as
+passed, because a person looked and decided, and the promotion goes on. To
+stop it instead, use ferry abort.`,
+		Example: `  ferry resume 0193a8c2-… --reason "error rate is flat on the dashboard"`,
+		Args:    exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErrorf("--reason must not be empty")
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			p, err := c.Resume(cmd.Context(), args[0], reason)
 			if err != nil {
 				return err
 			}

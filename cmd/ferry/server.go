@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/step"
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
+	"github.com/ferry-dev/ferry/internal/step/metric"
 )
 
 // version is Ferry's version, set at build time with -ldflags "-X main.version=...".
@@ -147,6 +148,9 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 			// The kill grace fits in half a lease: see engine.Config.LeaseTTL.
 			"exec": &stepexec.Driver{Environ: base, KillGrace: 2 * time.Second},
 			"http": &stephttp.Driver{},
+			// Metric checks measure for interval × count; they take no exec-style timeout.
+			"prometheus": &metric.Driver{},
+			"web":        &metric.Driver{},
 		},
 		Reaper:        stepexec.Reap,
 		Logger:        log,

@@ -34,6 +34,8 @@ type Service interface {
 	Promote(ctx context.Context, actor string, req engine.PromoteRequest) (*view.Promotion, error)
 	Rollback(ctx context.Context, actor string, req engine.RollbackRequest) (*view.Promotion, error)
 	Abort(ctx context.Context, actor, id, reason string) (*view.Promotion, error)
+	// Resume continues a promotion paused by an inconclusive check.
+	Resume(ctx context.Context, actor, id, reason string) (*view.Promotion, error)
 	Promotion(ctx context.Context, id string) (*view.Promotion, error)
 	Promotions(ctx context.Context, f store.PromotionFilter) ([]view.Promotion, error)
 	// WaitPromotion returns the promotion once its version exceeds afterVersion,
@@ -226,6 +228,7 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/api/v1/promotions/{id}", s.getPromotion, s.onPromotion(view)},
 		{http.MethodGet, "/api/v1/promotions/{id}/logs", s.getLogs, s.onPromotion(view)},
 		{http.MethodPost, "/api/v1/promotions/{id}/abort", s.abort, s.onPromotion(auth.ActionAbort)},
+		{http.MethodPost, "/api/v1/promotions/{id}/resume", s.resume, s.onPromotion(auth.ActionPromote)},
 
 		{http.MethodPost, "/api/v1/promotions/{id}/approve", s.decide(s.svc.Approve), s.onPromotion(auth.ActionApprove)},
 		{http.MethodPost, "/api/v1/promotions/{id}/reject", s.decide(s.svc.Reject), s.onPromotion(auth.ActionApprove)},

@@ -132,6 +132,7 @@ func matrixCases(promotionID string) []matrixCase {
 		{"GET /api/v1/promotions/{id}", "/api/v1/promotions/" + promotionID, "", "view-env"},
 		{"GET /api/v1/promotions/{id}/logs", "/api/v1/promotions/" + promotionID + "/logs", "", "view-env"},
 		{"POST /api/v1/promotions/{id}/abort", "/api/v1/promotions/" + promotionID + "/abort", `{"reason":"matrix"}`, "promote-env"},
+		{"POST /api/v1/promotions/{id}/resume", "/api/v1/promotions/" + promotionID + "/resume", `{"reason":"matrix"}`, "promote-env"},
 		{"POST /api/v1/promotions/{id}/approve", "/api/v1/promotions/" + promotionID + "/approve", `{"comment":"matrix"}`, "approve-env"},
 		{"POST /api/v1/promotions/{id}/reject", "/api/v1/promotions/" + promotionID + "/reject", `{"comment":"matrix"}`, "approve-env"},
 		{"POST /api/v1/promotions/{id}/review", "/api/v1/promotions/" + promotionID + "/review", `{"comment":"matrix"}`, "review-env"},

@@ -221,6 +221,14 @@ func (f *fakeService) Reject(_ context.Context, who auth.Principal, id, _ string
 	return testPromotion(id, 2, promotion.Rejected), nil
 }
 
+func (f *fakeService) Resume(_ context.Context, actor, id, _ string) (*view.Promotion, error) {
+	f.record("Resume", actor)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return testPromotion(id, 2, promotion.Verifying), nil
+}
+
 func (f *fakeService) PendingApprovals(_ context.Context, who auth.Principal) ([]view.Promotion, error) {
 	f.record("PendingApprovals", who.User)
 	return nil, f.err

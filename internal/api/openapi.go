@@ -146,6 +146,14 @@ func openAPIDocument(version string) object {
 					ok:     object{"200": jsonResponse("The promotion after the abort was recorded.", schemaRef("Promotion"))},
 					errors: []int{400, 404, 409, 422}}.build(),
 			},
+			"/api/v1/promotions/{id}/resume": object{
+				"post": operation{id: "resumePromotion", tag: "promotions", summary: "Resume a promotion paused by an inconclusive check",
+					description: "Counts the inconclusive check as passed (a person looked and decided) and continues. Needs a reason.",
+					params:      []object{paramRef("id")},
+					body:        "AbortRequest",
+					ok:          object{"200": jsonResponse("The promotion after it resumed.", schemaRef("Promotion"))},
+					errors:      []int{400, 404, 409}}.build(),
+			},
 			"/api/v1/promotions/{id}/approve": object{
 				"post": operation{id: "approvePromotion", tag: "gates", summary: "Approve a promotion",
 					description: "Records the caller's approval, bound to the release's content digest and the pipeline revision; " +

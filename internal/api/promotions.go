@@ -68,6 +68,23 @@ func (s *server) abort(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, p)
 }
 
+// resume continues a promotion paused by an inconclusive check.
+func (s *server) resume(w http.ResponseWriter, r *http.Request) error {
+	act, err := actor(r)
+	if err != nil {
+		return err
+	}
+	var req abortRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	p, err := s.svc.Resume(r.Context(), act, r.PathValue("id"), req.Reason)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, p)
+}
+
 // listPromotions lists promotions, newest first, filtered by the query:
 // pipeline, environment, state (repeatable or comma-separated), active,
 // release (a version of the pipeline given) and limit.

@@ -290,6 +290,14 @@ func (c *Client) Abort(ctx context.Context, id, reason string) (*view.Promotion,
 	return c.promotion(ctx, http.MethodPost, "/api/v1/promotions/"+url.PathEscape(id)+"/abort", nil, body)
 }
 
+// Resume continues a promotion paused by an inconclusive check.
+func (c *Client) Resume(ctx context.Context, id, reason string) (*view.Promotion, error) {
+	body := struct {
+		Reason string `json:"reason"`
+	}{reason}
+	return c.promotion(ctx, http.MethodPost, "/api/v1/promotions/"+url.PathEscape(id)+"/resume", nil, body)
+}
+
 // Promotion returns a promotion.
 func (c *Client) Promotion(ctx context.Context, id string) (*view.Promotion, error) {
 	return c.promotion(ctx, http.MethodGet, "/api/v1/promotions/"+url.PathEscape(id), nil, nil)

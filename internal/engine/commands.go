@@ -304,3 +304,25 @@ func checkPrivileges(req PromoteRequest, env pipeline.Environment) error {
 	}
 	return nil
 }
+
+// Resume continues a promotion paused by an inconclusive check, counting
+// the check as passed: a person looked and decided.
+func (e *Engine) Resume(ctx context.Context, actor, id, reason string) (*view.Promotion, error) {
+	if strings.TrimSpace(reason) == "" {
+		return nil, errorf(CodeInvalid, "resuming needs a reason: it is recorded in the audit log")
+	}
+	err := e.commit(ctx, func(t *txn) error {
+		p, err := t.tx.Promotion(ctx, id)
+		if err != nil {
+			return notFound(err, "promotion %q", id)
+		}
+		if p.State != promotion.Paused {
+			return errorf(CodeConflict, "promotion %s is %s, not paused", id, p.State)
+		}
+		return e.fire(t, actor, p, promotion.Event{Type: promotion.EvResume, Reason: "resumed by " + actor + ": " + reason})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e.Promotion(ctx, id)
+}

@@ -217,6 +217,8 @@ func (e *Engine) recordStep(ctx context.Context, id string, c promotion.Cursor, 
 			run.State, ev.Type = promotion.StepInterrupted, promotion.EvStepInterrupted
 		case res.OK:
 			run.State, ev.Type = promotion.StepSucceeded, promotion.EvStepSucceeded
+		case res.Inconclusive:
+			run.State, ev.Type = promotion.StepInconclusive, promotion.EvStepInconclusive
 		default:
 			run.State, ev.Type = promotion.StepFailed, promotion.EvStepFailed
 		}

@@ -347,19 +347,12 @@ func (d *decoder) decodeStruct(at *token.Token, node ast.Node, v reflect.Value, 
 	if !ok {
 		return
 	}
-	fields := map[string]int{}
+	fields := map[string][]int{}
 	var names []string
-	for i := range v.NumField() {
-		name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
-		if name == "" || name == "-" || !v.Type().Field(i).IsExported() {
-			continue
-		}
-		fields[name] = i
-		names = append(names, name)
-	}
+	structFields(v.Type(), nil, fields, &names)
 	for _, e := range entries {
 		p := join(path, e.key)
-		i, ok := fields[e.key]
+		index, ok := fields[e.key]
 		if !ok {
 			msg := fmt.Sprintf("unknown field %q", e.key)
 			if s := suggest(e.key, names); s != "" {
@@ -370,7 +363,30 @@ func (d *decoder) decodeStruct(at *token.Token, node ast.Node, v reflect.Value, 
 			d.problemAt(nodeToken(e.keyNode), p, "%s", msg)
 			continue
 		}
-		d.decode(e.value, v.Field(i), p)
+		d.decode(e.value, v.FieldByIndex(index), p)
+	}
+}
+
+// structFields adds the YAML names of the exported fields of the struct
+// type t to fields, with their index sequences below prefix. The fields of
+// an embedded struct tagged ",inline" are those of the struct itself.
+func structFields(t reflect.Type, prefix []int, fields map[string][]int, names *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		index := append(slices.Clone(prefix), i)
+		if name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct && slices.Contains(strings.Split(opts, ","), "inline") {
+			structFields(f.Type, index, fields, names)
+			continue
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = index
+		*names = append(*names, name)
 	}
 }
 

@@ -43,10 +43,10 @@ func TestParseInvalid(t *testing.T) {
 			{6, 13, "environments[1].after[0]", "cycle: dev -> staging -> prod -> dev"},
 		},
 		"exec-and-http.yaml": {
-			{5, 9, "environments[0].verify[0]", "exec and http are mutually exclusive"},
+			{5, 9, "environments[0].verify[0]", "exec and http are mutually exclusive: set exactly one of exec, http, prometheus or web"},
 		},
 		"neither-exec-nor-http.yaml": {
-			{5, 9, "environments[0].steps[0]", "one of exec or http is required"},
+			{5, 9, "environments[0].steps[0]", "one of exec, http, prometheus or web is required"},
 		},
 		"malformed.yaml": {
 			{5, 3, "", "invalid YAML: "},
@@ -70,6 +70,21 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"merge-into-itself.yaml": {
 			{5, 9, "environments[0]", "a merge key refers to the mapping that contains it"},
+		},
+		"two-kinds.yaml": {
+			{5, 9, "environments[0].verify[0]", "http and prometheus are mutually exclusive: set exactly one of exec, http, prometheus or web"},
+		},
+		"condition-typo.yaml": {
+			{9, 29, "environments[0].verify[0].prometheus.successCondition", "undeclared reference to 'reslut'"},
+		},
+		"bad-no-data.yaml": {
+			{9, 19, "environments[0].verify[0].web.noData", `unknown value "ignore": use one of fail, inconclusive, pass, wait`},
+		},
+		"unknown-placeholder.yaml": {
+			{8, 18, "environments[0].verify[0].prometheus.query", "unknown variable ${env}"},
+		},
+		"check-under-steps.yaml": {
+			{7, 11, "environments[0].steps[0].prometheus", "put it under verify or gates.preflight"},
 		},
 		"missing-fields.yaml": {
 			{1, 1, "name", "required"},
@@ -253,6 +268,67 @@ func TestParseFull(t *testing.T) {
 	if got := spec.Downstream("staging"); len(got) != 2 || got[0].Name != "prod-eu" || got[1].Name != "prod-us" {
 		t.Errorf("Downstream(staging) = %v, want prod-eu and prod-us", got)
 	}
+}
+
+func TestParseMetricChecks(t *testing.T) {
+	spec := parseFile(t, "testdata/valid/metrics.yaml")
+	verify := spec.Environments[0].Verify
+
+	rate := verify[0]
+	if rate.Kind() != "prometheus" || rate.Prometheus == nil {
+		t.Fatalf("error-rate = %+v, want a prometheus check", rate)
+	}
+	p := rate.Prometheus
+	wantQuery := `sum(rate(http_requests_total{env="${environment}",code=~"5.."}[1m])) / sum(rate(http_requests_total{env="${environment}"}[1m]))`
+	if p.Address != "http://127.0.0.1:9090" || p.Query != wantQuery || p.Timeout.D() != 15*time.Second {
+		t.Errorf("prometheus = %+v", p)
+	}
+	wantMeasure := Measure{
+		Interval:              Duration(30 * time.Second),
+		Count:                 10,
+		SuccessCondition:      "result < 0.01",
+		FailureCondition:      "result > 0.05",
+		FailureLimit:          1,
+		InconclusiveLimit:     1,
+		ConsecutiveErrorLimit: 4,
+		NoData:                "inconclusive",
+	}
+	if p.Measure != wantMeasure {
+		t.Errorf("prometheus measure = %+v, want %+v", p.Measure, wantMeasure)
+	}
+
+	vendor := verify[1]
+	if vendor.Kind() != "web" || vendor.Web == nil {
+		t.Fatalf("vendor-errors = %+v, want a web check", vendor)
+	}
+	w := vendor.Web
+	if w.URL != "https://metrics.example/api?env=${environment}" || w.JSONPath != "$.errorRate" {
+		t.Errorf("web = %+v", w)
+	}
+	if want := (Measure{Interval: Duration(10 * time.Second), Count: 3, SuccessCondition: "result < 0.01"}); w.Measure != want {
+		t.Errorf("web measure = %+v, want %+v", w.Measure, want)
+	}
+
+	image := verify[2].Web
+	if image.Method != "POST" || image.Headers["X-Release"] != "${release}" || !strings.Contains(image.Body, "$${kept}") ||
+		image.FailureCondition != `result.status != "ok"` || image.SuccessCondition != "" {
+		t.Errorf("image-served web = %+v", image)
+	}
+}
+
+func TestParseMetricCheckUnknownField(t *testing.T) {
+	_, err := Parse("p.yaml", []byte(`name: p
+environments:
+  - name: d
+    verify:
+      - name: v
+        prometheus:
+          address: http://prom:9090
+          query: up
+          successCondition: result < 1
+          faliureLimit: 2
+`))
+	assertProblem(t, err, 10, 11, "environments[0].verify[0].prometheus.faliureLimit", `unknown field "faliureLimit" (did you mean "failureLimit"?)`)
 }
 
 func TestParseMergeKey(t *testing.T) {

@@ -115,7 +115,8 @@ type Rollback struct {
 	Automatic *bool `yaml:"automatic,omitempty" json:"automatic,omitempty"`
 }
 
-// Step is one deploy step or check. Exactly one of Exec and HTTP is set.
+// Step is one deploy step or check. Exactly one of Exec, HTTP, Prometheus and
+// Web is set; Prometheus and Web are checks, allowed under verify and preflight.
 type Step struct {
 	// Name identifies the step within its list.
 	Name string `yaml:"name" json:"name"`
@@ -123,6 +124,10 @@ type Step struct {
 	Exec *Exec `yaml:"exec,omitempty" json:"exec,omitempty"`
 	// HTTP makes an HTTP request.
 	HTTP *HTTP `yaml:"http,omitempty" json:"http,omitempty"`
+	// Prometheus measures a PromQL query repeatedly (a check).
+	Prometheus *PrometheusCheck `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+	// Web measures a JSON HTTP endpoint repeatedly (a check, for metric systems without Prometheus).
+	Web *WebCheck `yaml:"web,omitempty" json:"web,omitempty"`
 	// Retries is the number of extra attempts after a failure, with exponential backoff.
 	Retries int `yaml:"retries,omitempty" json:"retries,omitempty"`
 	// Backoff is the wait before the first retry; it doubles for each further
@@ -133,13 +138,17 @@ type Step struct {
 	SecretEnv []string `yaml:"secretEnv,omitempty" json:"secretEnv,omitempty"`
 }
 
-// Kind returns the driver kind of the step: "exec" or "http".
+// Kind returns the driver kind of the step: "exec", "http", "prometheus" or "web".
 func (s Step) Kind() string {
 	switch {
 	case s.Exec != nil:
 		return "exec"
 	case s.HTTP != nil:
 		return "http"
+	case s.Prometheus != nil:
+		return "prometheus"
+	case s.Web != nil:
+		return "web"
 	}
 	return ""
 }
@@ -233,4 +242,49 @@ type Revision struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// CreatedBy is the actor that applied it.
 	CreatedBy string `json:"createdBy,omitempty"`
+}
+
+// Measure says how a metric check measures: how often, how many times, and
+// what makes a measurement succeed or fail.
+type Measure struct {
+	// Interval is the time between measurements. Defaults to 1m.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Count is the number of measurements taken. Defaults to 1.
+	Count int `yaml:"count,omitempty" json:"count,omitempty"`
+	// SuccessCondition is a CEL condition over result ("result < 0.01").
+	SuccessCondition string `yaml:"successCondition,omitempty" json:"successCondition,omitempty"`
+	// FailureCondition is a CEL condition over result ("result > 0.05"); it wins over SuccessCondition.
+	FailureCondition string `yaml:"failureCondition,omitempty" json:"failureCondition,omitempty"`
+	// FailureLimit is how many failed measurements are tolerated. Defaults to 0.
+	FailureLimit int `yaml:"failureLimit,omitempty" json:"failureLimit,omitempty"`
+	// InconclusiveLimit is how many inconclusive measurements are tolerated. Defaults to 0.
+	InconclusiveLimit int `yaml:"inconclusiveLimit,omitempty" json:"inconclusiveLimit,omitempty"`
+	// ConsecutiveErrorLimit is how many measurements in a row may err. Defaults to 4.
+	ConsecutiveErrorLimit int `yaml:"consecutiveErrorLimit,omitempty" json:"consecutiveErrorLimit,omitempty"`
+	// NoData is what a measurement without data counts as: fail, inconclusive (the default), pass or wait.
+	NoData string `yaml:"noData,omitempty" json:"noData,omitempty"`
+}
+
+// PrometheusCheck measures a PromQL query. Query may use ${environment},
+// ${pipeline}, ${release}, ${promotion} and ${artifact.NAME.digest}.
+type PrometheusCheck struct {
+	Address string `yaml:"address" json:"address"`
+	Query   string `yaml:"query" json:"query"`
+	// Timeout bounds each query. Defaults to 30s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Measure `yaml:",inline" json:",inline"`
+}
+
+// WebCheck measures a JSON HTTP endpoint; conditions see the selected part
+// of the response as result. URL, headers and body may use the same
+// variables as a Prometheus query.
+type WebCheck struct {
+	URL     string            `yaml:"url" json:"url"`
+	Method  string            `yaml:"method,omitempty" json:"method,omitempty"`
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	Body    string            `yaml:"body,omitempty" json:"body,omitempty"`
+	// JSONPath selects what the conditions see ($.data.errorRate). Defaults to the whole document.
+	JSONPath string   `yaml:"jsonPath,omitempty" json:"jsonPath,omitempty"`
+	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Measure  `yaml:",inline" json:",inline"`
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ferry-dev/ferry/internal/analysis"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/expr"
 )
@@ -261,23 +262,50 @@ func (v *validator) environmentSteps(i int, e Environment) {
 					seen[st.Name] = p + ".name"
 				}
 			}
-			v.step(p, st)
+			v.step(p, list.field, st)
 		}
 	}
 }
 
-func (v *validator) step(p string, st Step) {
-	switch {
-	case st.Exec != nil && st.HTTP != nil:
-		v.add(p, "exec and http are mutually exclusive: set exactly one")
-	case st.Exec == nil && st.HTTP == nil:
-		v.add(p, "one of exec or http is required")
+// step checks the step at p, which is in the list called list ("steps",
+// "verify" or "gates.preflight").
+func (v *validator) step(p, list string, st Step) {
+	var kinds []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"exec", st.Exec != nil}, {"http", st.HTTP != nil}, {"prometheus", st.Prometheus != nil}, {"web", st.Web != nil}} {
+		if k.set {
+			kinds = append(kinds, k.name)
+		}
+	}
+	switch len(kinds) {
+	case 0:
+		v.add(p, "one of exec, http, prometheus or web is required")
+	case 1:
+	default:
+		v.add(p, "%s are mutually exclusive: set exactly one of exec, http, prometheus or web",
+			strings.Join(kinds[:len(kinds)-1], ", ")+" and "+kinds[len(kinds)-1])
 	}
 	if st.Exec != nil {
 		v.exec(p+".exec", st.Exec)
 	}
 	if st.HTTP != nil {
 		v.http(p+".http", st.HTTP)
+	}
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{{"prometheus", st.Prometheus != nil}, {"web", st.Web != nil}} {
+		if k.set && list == "steps" {
+			v.add(p+"."+k.name, "a %s check measures and changes nothing: put it under verify or gates.preflight; a deploy step must act (exec or http)", k.name)
+		}
+	}
+	if st.Prometheus != nil {
+		v.prometheus(p+".prometheus", st.Prometheus)
+	}
+	if st.Web != nil {
+		v.web(p+".web", st.Web)
 	}
 	if st.Retries < 0 || st.Retries > maxRetries {
 		v.add(p+".retries", "must be between 0 and %d, got %d", maxRetries, st.Retries)
@@ -486,13 +514,7 @@ func (v *validator) approvals(p string, a *Approvals) {
 	}
 }
 
-// expr checks that the CEL expression src at path compiles to want. A
-// compile error is reported where it is in the file: its position relative
-// to the expression is added to where the expression's characters start.
-// When the expression's characters do not map one to one to the source (a
-// folded or multi-line scalar, or one with escape sequences), the problem
-// is reported at the start of the expression and its message gives the
-// position within the expression.
+// expr checks that the CEL expression src at path compiles to want.
 func (v *validator) expr(path, src string, want expr.Kind) {
 	env, err := exprEnv()
 	if err != nil {
@@ -508,15 +530,156 @@ func (v *validator) expr(path, src string, want expr.Kind) {
 		v.add(path, "%v", err)
 		return
 	}
+	v.addIn(path, "expression", cerr.Line, cerr.Column, cerr.Message)
+}
+
+// addIn adds a problem found at line and column (1-based) within the
+// string value at path, such as a compile error in a CEL expression, where
+// it is in the file: the position within the value is added to where the
+// value's characters start. When the value's characters do not map one to
+// one to the source (a folded or multi-line scalar, or one with escape
+// sequences), the problem is reported at the start of the value and its
+// message gives the position within the value, which is called what.
+func (v *validator) addIn(path, what string, line, column int, message string) {
 	tp, known := v.text[path]
 	switch {
 	case known && tp.exact && tp.block:
-		v.addAt(path, tp.line+cerr.Line-1, tp.column+cerr.Column-1, "%s", cerr.Message)
-	case known && tp.exact && cerr.Line == 1:
-		v.addAt(path, tp.line, tp.column+cerr.Column-1, "%s", cerr.Message)
+		v.addAt(path, tp.line+line-1, tp.column+column-1, "%s", message)
+	case known && tp.exact && line == 1:
+		v.addAt(path, tp.line, tp.column+column-1, "%s", message)
 	case known:
-		v.addAt(path, tp.line, tp.column, "%s (at %d:%d in the expression)", cerr.Message, cerr.Line, cerr.Column)
+		v.addAt(path, tp.line, tp.column, "%s (at %d:%d in the %s)", message, line, column, what)
 	default:
-		v.add(path, "%s (at %d:%d in the expression)", cerr.Message, cerr.Line, cerr.Column)
+		v.add(path, "%s (at %d:%d in the %s)", message, line, column, what)
 	}
+}
+
+// noDataValues are the values of Measure.NoData.
+var noDataValues = []string{"fail", "inconclusive", "pass", "wait"}
+
+func (v *validator) prometheus(p string, c *PrometheusCheck) {
+	if c.Address == "" {
+		v.add(p+".address", "required")
+	} else if !absoluteHTTP(c.Address) {
+		v.add(p+".address", "invalid URL %q: must be an absolute http or https URL", c.Address)
+	}
+	if strings.TrimSpace(c.Query) == "" {
+		v.add(p+".query", "required")
+	} else {
+		v.interpolate(p+".query", c.Query)
+	}
+	if c.Timeout < 0 {
+		v.add(p+".timeout", "must not be negative, got %s", c.Timeout.D())
+	}
+	v.measure(p, c.Measure)
+}
+
+func (v *validator) web(p string, c *WebCheck) {
+	if c.URL == "" {
+		v.add(p+".url", "required")
+	} else if u, ok := v.interpolate(p+".url", c.URL); ok && !absoluteHTTP(u) {
+		v.add(p+".url", "invalid URL %q: must be an absolute http or https URL", c.URL)
+	}
+	if c.Method != "" && !slices.Contains(httpMethods, c.Method) {
+		v.add(p+".method", "unknown method %q: use one of %s", c.Method, strings.Join(httpMethods, ", "))
+	}
+	keys := make([]string, 0, len(c.Headers))
+	for k := range c.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		q := p + ".headers" + fieldKey(k)
+		switch {
+		case !headerPattern.MatchString(k):
+			v.add(q, "invalid header name %q", k)
+		case strings.ContainsAny(c.Headers[k], "\r\n\x00"):
+			v.add(q, "header value must not contain CR, LF or NUL")
+		default:
+			v.interpolate(q, c.Headers[k])
+		}
+	}
+	if c.Body != "" {
+		v.interpolate(p+".body", c.Body)
+	}
+	if c.Timeout < 0 {
+		v.add(p+".timeout", "must not be negative, got %s", c.Timeout.D())
+	}
+	v.measure(p, c.Measure)
+}
+
+// measure checks the measuring fields of the metric check at p.
+func (v *validator) measure(p string, m Measure) {
+	if m.Interval < 0 {
+		v.add(p+".interval", "must not be negative, got %s", m.Interval.D())
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"count", m.Count}, {"failureLimit", m.FailureLimit}, {"inconclusiveLimit", m.InconclusiveLimit}, {"consecutiveErrorLimit", m.ConsecutiveErrorLimit}} {
+		if f.n < 0 {
+			v.add(p+"."+f.name, "must not be negative, got %d", f.n)
+		}
+	}
+	if m.SuccessCondition == "" && m.FailureCondition == "" {
+		v.add(p, "at least one of successCondition or failureCondition is required")
+	}
+	for _, c := range []struct{ name, src string }{{"successCondition", m.SuccessCondition}, {"failureCondition", m.FailureCondition}} {
+		if c.src != "" {
+			v.condition(p+"."+c.name, c.src)
+		}
+	}
+	if m.NoData != "" && !slices.Contains(noDataValues, m.NoData) {
+		v.add(p+".noData", "unknown value %q: use one of %s", m.NoData, strings.Join(noDataValues, ", "))
+	}
+}
+
+// condition checks that the condition src at path compiles.
+func (v *validator) condition(path, src string) {
+	_, err := analysis.CompileCondition(src)
+	if err == nil {
+		return
+	}
+	var cerr *analysis.Error
+	if !errors.As(err, &cerr) {
+		v.add(path, "%v", err)
+		return
+	}
+	v.addIn(path, "condition", cerr.Line, cerr.Column, cerr.Message)
+}
+
+// interpolate checks that every ${...} placeholder in the template at path
+// is one a metric check knows, and returns the template with each replaced
+// by "x".
+func (v *validator) interpolate(path, template string) (string, bool) {
+	vars := map[string]string{"environment": "x", "pipeline": "x", "release": "x", "promotion": "x"}
+	// Every artifact is assumed to exist: which ones a release has is
+	// known only when it is created. Interpolate rejects malformed names.
+	for rest := template; ; {
+		i := strings.Index(rest, "${")
+		if i < 0 {
+			break
+		}
+		rest = rest[i+2:]
+		end := strings.IndexByte(rest, '}')
+		if end < 0 {
+			break
+		}
+		if name := strings.TrimSpace(rest[:end]); strings.HasPrefix(name, "artifact.") {
+			vars[name] = "x"
+		}
+		rest = rest[end+1:]
+	}
+	out, err := analysis.Interpolate(template, vars)
+	if err != nil {
+		v.add(path, "%s", strings.TrimPrefix(err.Error(), "interpolate: "))
+		return "", false
+	}
+	return out, true
+}
+
+// absoluteHTTP reports whether s is an absolute http or https URL with a host.
+func absoluteHTTP(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }

@@ -97,6 +97,48 @@ func TestValidate(t *testing.T) {
 			func(s *Spec) { s.Environments[0].Verify[0].Retries = -1 },
 			[]string{"environments[0].verify[0].retries: must be between 0 and 10, got -1"},
 		},
+		"metric check without conditions": {
+			func(s *Spec) {
+				s.Environments[0].Verify[0] = Step{Name: "smoke", Prometheus: &PrometheusCheck{Address: "http://prom:9090", Query: "up"}}
+			},
+			[]string{"environments[0].verify[0].prometheus: at least one of successCondition or failureCondition is required"},
+		},
+		"metric check with bad fields": {
+			func(s *Spec) {
+				s.Environments[0].Verify[0] = Step{Name: "smoke", Prometheus: &PrometheusCheck{
+					Address: "prom:9090",
+					Measure: Measure{Interval: Duration(-time.Second), Count: -1, FailureCondition: `"high"`, ConsecutiveErrorLimit: -2},
+				}}
+			},
+			[]string{
+				`environments[0].verify[0].prometheus.address: invalid URL "prom:9090": must be an absolute http or https URL`,
+				"environments[0].verify[0].prometheus.query: required",
+				"environments[0].verify[0].prometheus.interval: must not be negative, got -1s",
+				"environments[0].verify[0].prometheus.count: must not be negative, got -1",
+				"environments[0].verify[0].prometheus.consecutiveErrorLimit: must not be negative, got -2",
+				"environments[0].verify[0].prometheus.failureCondition: condition must evaluate to bool, not string (at 1:1 in the condition)",
+			},
+		},
+		"web check with bad url and method": {
+			func(s *Spec) {
+				s.Environments[0].Verify[0] = Step{Name: "smoke", Web: &WebCheck{
+					URL: "${environment}.example.com/api", Method: "FETCH",
+					Headers: map[string]string{"X-Env": "${artifact..digest}"},
+					Measure: Measure{SuccessCondition: "result < 1"},
+				}}
+			},
+			[]string{
+				`environments[0].verify[0].web.url: invalid URL "${environment}.example.com/api": must be an absolute http or https URL`,
+				`environments[0].verify[0].web.method: unknown method "FETCH": use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`,
+				"environments[0].verify[0].web.headers.X-Env: unknown variable ${artifact..digest} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${artifact.NAME.digest}; $${ writes ${)",
+			},
+		},
+		"web check under steps": {
+			func(s *Spec) {
+				s.Environments[0].Steps[0] = Step{Name: "deploy", Web: &WebCheck{URL: "https://${environment}.example.com/api", Measure: Measure{SuccessCondition: "result < 1"}}}
+			},
+			[]string{"environments[0].steps[0].web: a web check measures and changes nothing: put it under verify or gates.preflight; a deploy step must act (exec or http)"},
+		},
 		"lower-case method": {
 			func(s *Spec) { s.Environments[0].Verify[0].HTTP.Method = "get" },
 			[]string{`environments[0].verify[0].http.method: unknown method "get": use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`},
@@ -126,7 +168,7 @@ func TestValidate(t *testing.T) {
 			},
 			[]string{
 				`name: invalid name "Shop": use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
-				`environments[0].steps[0]: one of exec or http is required`,
+				`environments[0].steps[0]: one of exec, http, prometheus or web is required`,
 				`environments[1].after[0]: unknown environment "qa"`,
 			},
 		},

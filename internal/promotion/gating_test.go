@@ -83,3 +83,30 @@ func TestPreflightRunsFirstAndFailsWithoutRollback(t *testing.T) {
 		t.Fatalf("preflight failure: %s %q", failed.Promotion.State, failed.Promotion.Message)
 	}
 }
+
+func TestInconclusiveCheckPausesUntilResumed(t *testing.T) {
+	plan := Plan{Deploy: []StepPlan{{Name: "d"}}, Verify: []StepPlan{{Name: "error-rate"}, {Name: "latency"}}}
+	p := Promotion{ID: "p", State: Verifying, Kind: KindPromote, Cursor: Cursor{Phase: PhaseVerify, Index: 0, Attempt: 1}}
+	res := mustApply(t, p, plan, Event{Type: EvStepInconclusive, Reason: "error-rate: 2 inconclusive measurements"})
+	if res.Promotion.State != Paused || res.Promotion.Cursor != p.Cursor || len(res.Actions) != 0 {
+		t.Fatalf("inconclusive: %s %+v %v", res.Promotion.State, res.Promotion.Cursor, res.Actions)
+	}
+	for _, ev := range []EventType{EvStepSucceeded, EvStepFailed, EvWake} {
+		if _, err := Apply(res.Promotion, plan, Event{Type: ev}, t0); !errors.As(err, new(*InvalidEventError)) {
+			t.Errorf("%s while paused: %v", ev, err)
+		}
+	}
+	resumed := mustApply(t, res.Promotion, plan, Event{Type: EvResume, Reason: "resumed by alice: dashboards look fine"})
+	if resumed.Promotion.State != Verifying || resumed.Promotion.Cursor.Index != 1 || actionTypes(resumed)[0] != ActRunStep {
+		t.Fatalf("resumed: %s %+v %v", resumed.Promotion.State, resumed.Promotion.Cursor, actionTypes(resumed))
+	}
+	aborted := mustApply(t, res.Promotion, plan, Event{Type: EvAbort})
+	if aborted.Promotion.State != Aborted {
+		t.Fatalf("abort while paused: %s", aborted.Promotion.State)
+	}
+	for _, a := range aborted.Actions {
+		if a.Type == ActStopStep {
+			t.Fatal("abort of a paused promotion stops a step that is not running")
+		}
+	}
+}

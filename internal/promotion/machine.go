@@ -73,6 +73,10 @@ const (
 	EvAbort EventType = "abort"
 	// EvSupersede: a newer release was queued for the same environment.
 	EvSupersede EventType = "supersede"
+	// EvStepInconclusive: the current check could not decide; the promotion pauses.
+	EvStepInconclusive EventType = "step_inconclusive"
+	// EvResume: a person resumes a paused promotion, counting the check as passed.
+	EvResume EventType = "resume"
 )
 
 // GateResult is the outcome of evaluating gates.
@@ -274,6 +278,19 @@ func (m *machine) apply(ev Event) error {
 			m.acts = append(m.acts, Action{Type: ActEvaluateGates})
 			return nil
 		}
+	case Paused:
+		if ev.Type == EvResume {
+			back := Verifying
+			switch m.p.Cursor.Phase {
+			case PhasePreflight, PhaseDeploy:
+				back = Deploying
+			case PhaseRollback:
+				back = RollingBack
+			}
+			m.to(back, orDefault(ev.Reason, "resumed"))
+			m.stepSucceeded()
+			return nil
+		}
 	case Deploying, Verifying, RollingBack:
 		switch ev.Type {
 		case EvStepSucceeded:
@@ -287,6 +304,12 @@ func (m *machine) apply(ev Event) error {
 				break
 			}
 			m.stepFailed(ev.Reason)
+			return nil
+		case EvStepInconclusive:
+			if m.p.WakeAt != nil {
+				break
+			}
+			m.to(Paused, orDefault(ev.Reason, "a check was inconclusive")+": waiting for a person to resume or abort")
 			return nil
 		case EvStepInterrupted:
 			if m.p.WakeAt != nil {

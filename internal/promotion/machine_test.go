@@ -734,6 +734,8 @@ func allEvents() []promotion.Event {
 		{Type: promotion.EvWake},
 		{Type: promotion.EvAbort},
 		{Type: promotion.EvSupersede},
+		{Type: promotion.EvStepInconclusive},
+		{Type: promotion.EvResume},
 		{Type: "bogus"},
 	}
 }
@@ -750,11 +752,12 @@ var validEvents = map[string][]string{
 	"queued":                 {"start", "supersede", "abort"},
 	"gating":                 {`gates("pass")`, `gates("pending")`, `gates("fail")`, "abort"},
 	"awaiting_approval":      {"approve", "reject", "abort"},
-	"deploying":              {"step_succeeded", "step_failed", "step_interrupted", "abort"},
+	"deploying":              {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort"},
 	"deploying (waiting)":    {"wake", "abort"},
-	"verifying":              {"step_succeeded", "step_failed", "step_interrupted", "abort"},
+	"verifying":              {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort"},
 	"verifying (waiting)":    {"wake", "abort"},
-	"rolling_back":           {"step_succeeded", "step_failed", "step_interrupted", "abort"},
+	"rolling_back":           {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort"},
+	"paused":                 {"resume", "abort"},
 	"rolling_back (waiting)": {"wake", "abort"},
 }
 
@@ -867,8 +870,8 @@ func TestStatePredicates(t *testing.T) {
 		promotion.RollbackFailed: true, promotion.Aborted: true, promotion.Superseded: true,
 		promotion.Rejected: true,
 	}
-	if len(promotion.States) != 13 {
-		t.Errorf("%d states, want 13", len(promotion.States))
+	if len(promotion.States) != 14 {
+		t.Errorf("%d states, want 14", len(promotion.States))
 	}
 	for _, s := range promotion.States {
 		if !s.Valid() {

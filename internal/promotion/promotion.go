@@ -18,18 +18,20 @@ const (
 	AwaitingApproval State = "awaiting_approval"
 	Deploying        State = "deploying"
 	Verifying        State = "verifying"
-	Succeeded        State = "succeeded"
-	Failed           State = "failed"
-	RollingBack      State = "rolling_back"
-	RolledBack       State = "rolled_back"
-	RollbackFailed   State = "rollback_failed"
-	Aborted          State = "aborted"
-	Superseded       State = "superseded"
-	Rejected         State = "rejected"
+	// Paused: a check was inconclusive; a person resumes or aborts.
+	Paused         State = "paused"
+	Succeeded      State = "succeeded"
+	Failed         State = "failed"
+	RollingBack    State = "rolling_back"
+	RolledBack     State = "rolled_back"
+	RollbackFailed State = "rollback_failed"
+	Aborted        State = "aborted"
+	Superseded     State = "superseded"
+	Rejected       State = "rejected"
 )
 
 // States lists every state, in lifecycle order.
-var States = []State{Queued, Gating, AwaitingApproval, Deploying, Verifying, Succeeded, Failed,
+var States = []State{Queued, Gating, AwaitingApproval, Deploying, Verifying, Paused, Succeeded, Failed,
 	RollingBack, RolledBack, RollbackFailed, Aborted, Superseded, Rejected}
 
 // Terminal reports whether s is final.
@@ -193,6 +195,8 @@ const (
 	StepFailed      StepState = "failed"
 	StepInterrupted StepState = "interrupted"
 	StepAborted     StepState = "aborted"
+	// StepInconclusive: a check could not decide; the promotion is paused.
+	StepInconclusive StepState = "inconclusive"
 )
 
 // StepRun is one attempt of one step of a promotion.

@@ -267,6 +267,8 @@ func expect(p promotion.Promotion, plan promotion.Plan, ev promotion.Event) (pro
 		switch ev.Type {
 		case promotion.EvStepInterrupted:
 			return s, true
+		case promotion.EvStepInconclusive:
+			return promotion.Paused, true
 		case promotion.EvStepSucceeded:
 			switch {
 			case c.Index+1 < len(steps):
@@ -420,6 +422,10 @@ func (m *envModel) check(t *rapid.T, i int, ev promotion.Event) (promotion.Resul
 	case got.State.Terminal():
 		if got.FinishedAt == nil || !got.FinishedAt.Equal(m.now) || got.WakeAt != nil || nc != (promotion.Cursor{}) {
 			t.Fatalf("%s: ended as %+v", p.ID, got)
+		}
+	case got.State == promotion.Paused:
+		if nc != c || got.WakeAt != nil {
+			t.Fatalf("%s: paused with cursor %+v → %+v, WakeAt %v", p.ID, c, nc, got.WakeAt)
 		}
 	case !stepState(got.State):
 		if nc != (promotion.Cursor{}) || got.WakeAt != nil {

@@ -48,6 +48,9 @@ type Result struct {
 	Message string
 	// Interrupted is true when the attempt was stopped because ctx was cancelled.
 	Interrupted bool
+	// Inconclusive is true when a check could not decide (its measurements
+	// were neither good nor bad enough); the promotion then waits for a person.
+	Inconclusive bool
 }
 
 // Driver runs steps of one kind. Run stops the step when ctx is cancelled

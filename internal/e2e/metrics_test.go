@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/promtest"
+	"github.com/ferry-dev/ferry/internal/view"
+)
+
+// TestPrometheusChecks runs releases through a pipeline whose verify has a
+// Prometheus check, against a real Prometheus scraping a target whose error
+// ratio follows the release deployed: a good release passes, a bad one
+// fails its check and is rolled back, and a check without data pauses the
+// promotion until a person resumes it.
+func TestPrometheusChecks(t *testing.T) {
+	work := t.TempDir()
+	target := promtest.NewTarget(t)
+	target.OnScrape(func() {
+		b, _ := os.ReadFile(filepath.Join(work, "prod"))
+		ratio := 0.001
+		if strings.TrimSpace(string(b)) == "2.0.0-bad" {
+			ratio = 0.2
+		}
+		target.SetGauge("error_ratio", map[string]string{"env": "prod"}, ratio)
+	})
+	prom := promtest.Start(t, promtest.Config{Targets: []string{target.Address()}, ScrapeInterval: 500 * time.Millisecond})
+	prom.Await(t, `error_ratio`, 30*time.Second)
+
+	eachStore(t, func(t *testing.T, b backend) {
+		s := startServer(t, b)
+		s.work = work
+		_ = os.Remove(filepath.Join(work, "prod"))
+		check := `
+        prometheus:
+          address: ` + prom.URL() + `
+          query: 'scalar(max(error_ratio{env="${environment}"}))'
+          interval: 1s
+          count: 3
+          successCondition: result < 0.01
+          failureCondition: result > 0.05
+          noData: inconclusive`
+		s.must("apply", "-f", s.writeFile("m.yaml", `name: metrics
+environments:
+  - name: prod
+    steps: [{name: deploy, exec: {run: 'echo "$FERRY_RELEASE" > "`+work+`/prod"; sleep 1.2'}}]
+    verify:
+      - name: error-rate`+check+`
+  - name: eu
+    steps: [{name: deploy, exec: {run: 'true'}}]
+    verify:
+      - name: error-rate`+check+`
+`))
+		for _, v := range []string{"1.0.0", "2.0.0-bad"} {
+			s.must("release", "create", "--pipeline", "metrics", "--version", v, "--artifact", "app=x/app@"+digest(v))
+		}
+		if r := s.ferry("promote", "--pipeline", "metrics", "--release", "1.0.0", "--to", "prod", "--wait"); r.code != 0 {
+			t.Fatalf("good release: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		good := s.promotions("--pipeline", "metrics", "--env", "prod", "--limit", "1")[0]
+		if logs := s.must("logs", good.ID); strings.Count(logs, "measurement ") < 3 {
+			t.Fatalf("the check's measurements are not in its output:\n%s", logs)
+		}
+
+		r := s.ferry("promote", "--pipeline", "metrics", "--release", "2.0.0-bad", "--to", "prod", "--wait")
+		bad := s.promotions("--pipeline", "metrics", "--env", "prod", "--limit", "1")[0]
+		if r.code != 3 || bad.State != promotion.RolledBack {
+			t.Fatalf("bad release: exit %d state %s: %s\n%s", r.code, bad.State, bad.Message, r.stdout)
+		}
+		if got := strings.TrimSpace(s.readWork("prod")); got != "1.0.0" {
+			t.Fatalf("prod runs %q after the rollback", got)
+		}
+
+		// eu has no data: the check is inconclusive and the promotion pauses.
+		var p view.Promotion
+		_ = json.Unmarshal([]byte(s.must("promote", "--pipeline", "metrics", "--release", "1.0.0", "--to", "eu", "-o", "json")), &p)
+		p = s.waitState(p.ID, promotion.Paused)
+		if p.State != promotion.Paused || !strings.Contains(p.Message, "inconclusive") {
+			t.Fatalf("no data: %s %q", p.State, p.Message)
+		}
+		if r := s.ferry("resume", p.ID); r.code != 2 {
+			t.Fatalf("resume without --reason: exit %d", r.code)
+		}
+		s.must("resume", p.ID, "--reason", "eu has no traffic yet")
+		if done := s.waitEnded(p.ID); done.State != promotion.Succeeded {
+			t.Fatalf("after resume: %s %q", done.State, done.Message)
+		}
+	})
+}
