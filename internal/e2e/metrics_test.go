@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,4 +92,62 @@ environments:
 			t.Fatalf("after resume: %s %q", done.State, done.Message)
 		}
 	})
+}
+
+// TestErrorBudgetGate holds a promotion while the service burns its error
+// budget (measured by a real Prometheus) and lets it through once the burn
+// stops; ferry plan shows the burn rates.
+func TestErrorBudgetGate(t *testing.T) {
+	target := promtest.NewTarget(t)
+	var mu sync.Mutex
+	errorsPerScrape := 50.0
+	target.OnScrape(func() {
+		mu.Lock()
+		bad := errorsPerScrape
+		mu.Unlock()
+		target.Add("requests_total", map[string]string{"env": "prod", "code": "200"}, 100)
+		target.Add("requests_total", map[string]string{"env": "prod", "code": "500"}, bad)
+	})
+	prom := promtest.Start(t, promtest.Config{Targets: []string{target.Address()}, ScrapeInterval: 500 * time.Millisecond})
+	prom.Await(t, `rate(requests_total[5s]) > 0`, 30*time.Second)
+
+	s := startServer(t, sqliteStore)
+	s.must("apply", "-f", s.writeFile("b.yaml", `name: budget
+environments:
+  - name: prod
+    gates:
+      errorBudget:
+        prometheus: `+prom.URL()+`
+        errors: 'sum(rate(requests_total{env="${environment}",code="500"}[$window]))'
+        total: 'sum(rate(requests_total{env="${environment}"}[$window]))'
+        objective: 90
+        rules: [{long: 10s, short: 5s, factor: 2}]
+    steps: [{name: deploy, exec: {run: 'true'}}]
+`))
+	s.must("release", "create", "--pipeline", "budget", "--version", "1.0.0", "--artifact", "app=x/app@"+digest("b1"))
+
+	p, code := plan(t, s, "--pipeline", "budget", "--release", "1.0.0", "--to", "prod")
+	if g := gateOf(p, "error-budget"); code != 3 || g.Result != promotion.GatePending || !strings.Contains(g.Reason, "burning error budget") {
+		t.Fatalf("plan while burning: exit %d %+v", code, g)
+	}
+	var held view.Promotion
+	_ = json.Unmarshal([]byte(s.must("promote", "--pipeline", "budget", "--release", "1.0.0", "--to", "prod", "-o", "json")), &held)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		held = s.promotion(held.ID)
+		if strings.Contains(held.Message, "burning error budget") {
+			break
+		}
+		if held.State != promotion.Gating || time.Now().After(deadline) {
+			t.Fatalf("while burning: %s %q", held.State, held.Message)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	mu.Lock()
+	errorsPerScrape = 0
+	mu.Unlock()
+	if done := s.waitEnded(held.ID); done.State != promotion.Succeeded {
+		t.Fatalf("after the burn stopped: %s %q", done.State, done.Message)
+	}
 }

@@ -144,6 +144,7 @@ type Engine struct {
 	revMu     sync.Mutex
 	revisions map[string]*pipeline.Revision // "pipeline@number"; revisions are immutable
 	compiled  map[string]*gate.Programs     // "pipeline@number/env"
+	budgets   map[string]*budgetEntry       // guarded by mu
 	cel       *expr.Env
 	relMu     sync.Mutex
 	releases  map[string]*release.Release // by ID; releases are immutable
@@ -180,6 +181,7 @@ func New(cfg Config) (*Engine, error) {
 		log:       cfg.Logger,
 		revisions: map[string]*pipeline.Revision{},
 		compiled:  map[string]*gate.Programs{},
+		budgets:   map[string]*budgetEntry{},
 		releases:  map[string]*release.Release{},
 		running:   map[string]context.CancelCauseFunc{},
 		timers:    map[string]timer{},

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/analysis"
+	"github.com/ferry-dev/ferry/internal/analysis/burn"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/expr"
 	"github.com/ferry-dev/ferry/internal/gate"
@@ -121,6 +123,11 @@ func (e *Engine) gateAndFire(t *txn, p *promotion.Promotion) error {
 	in, err := e.gateInput(t.ctx, t.tx, p, env, t.now)
 	if err != nil {
 		return err
+	}
+	var job *budgetJob
+	in.Budget, job = e.budgetFor(p, env, t.now)
+	if job != nil {
+		t.effects = append(t.effects, effect{kind: effBudget, id: p.ID, budget: job})
 	}
 	out := gate.Evaluate(t.ctx, in, progs)
 	p.Gates = out.Gates
@@ -346,8 +353,12 @@ type PlanRequest struct {
 // Plan evaluates every gate of a promotion that is not made, and explains
 // each; nothing changes.
 func (e *Engine) Plan(ctx context.Context, who auth.Principal, req PlanRequest) (*view.Plan, error) {
+	budget, err := e.planBudget(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	var out *view.Plan
-	err := e.store.View(ctx, func(tx store.Tx) error {
+	err = e.store.View(ctx, func(tx store.Tx) error {
 		rev, err := tx.Revision(ctx, req.Pipeline, 0)
 		if err != nil {
 			return notFound(err, "pipeline %q", req.Pipeline)
@@ -372,6 +383,7 @@ func (e *Engine) Plan(ctx context.Context, who auth.Principal, req PlanRequest) 
 		if err != nil {
 			return err
 		}
+		in.Budget = budget
 		res := gate.Evaluate(ctx, in, progs)
 		out = &view.Plan{Pipeline: req.Pipeline, Environment: env.Name, Release: view.ReleaseRef{ID: rel.ID, Version: rel.Version},
 			Revision: rev.Number, Proceed: res.Result == promotion.GatePass, Result: res.Result, Reason: res.Reason,
@@ -426,4 +438,29 @@ func (e *Engine) Review(ctx context.Context, who auth.Principal, id, comment str
 		return nil, err
 	}
 	return e.Promotion(ctx, id)
+}
+
+// planBudget measures the error budget of the environment a plan is about,
+// before any transaction opens: a plan explains the burn rates as they are.
+func (e *Engine) planBudget(ctx context.Context, req PlanRequest) (*burn.Result, error) {
+	var env pipeline.Environment
+	err := e.store.View(ctx, func(tx store.Tx) error {
+		rev, err := tx.Revision(ctx, req.Pipeline, 0)
+		if err != nil {
+			return notFound(err, "pipeline %q", req.Pipeline)
+		}
+		env, _ = rev.Spec.Environment(req.Environment)
+		return nil
+	})
+	if err != nil || env.Gates == nil || env.Gates.ErrorBudget == nil {
+		return nil, err
+	}
+	job, err := budgetSpec(req.Pipeline, env)
+	if err != nil {
+		return &burn.Result{Err: err, Reason: "cannot judge the burn rate: " + err.Error()}, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res := burn.Evaluate(qctx, &analysis.Prometheus{Address: job.address}, job.spec, e.cfg.Now().UTC())
+	return &res, nil
 }

@@ -24,6 +24,7 @@ const (
 	effWait
 	effStopStep
 	effWebhook
+	effBudget
 )
 
 type effect struct {
@@ -33,6 +34,7 @@ type effect struct {
 	at     time.Time
 	url    string
 	body   []byte
+	budget *budgetJob
 }
 
 // txn is one transaction of the engine: the store transaction, the time
@@ -90,6 +92,8 @@ func (e *Engine) afterCommit(t *txn) {
 			e.arm(ef.id, ef.at)
 		case effWebhook:
 			e.postWebhook(ef.id, ef.url, ef.body)
+		case effBudget:
+			e.measureBudget(ef.id, *ef.budget)
 		case effStopStep:
 			e.mu.Lock()
 			cancel := e.running[ef.id]

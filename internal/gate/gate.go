@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/analysis/burn"
 	"github.com/ferry-dev/ferry/internal/expr"
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
@@ -26,6 +27,7 @@ const (
 	KindPolicy    = "policy"
 	KindWindows   = "windows"
 	KindApprovals = "approvals"
+	KindBudget    = "error-budget"
 )
 
 // Input is everything the gates of one promotion are evaluated against.
@@ -44,6 +46,9 @@ type Input struct {
 	Escalated bool
 	// Previous is the promotion's previous evaluation, if any.
 	Previous []promotion.GateEvaluation
+	// Budget is the latest burn-rate evaluation of the environment's error
+	// budget, when it has one; nil while none is known yet.
+	Budget *burn.Result
 	// Now is the evaluation time.
 	Now time.Time
 }
@@ -114,6 +119,7 @@ func Evaluate(ctx context.Context, in Input, progs *Programs) Outcome {
 		e.soak(g)
 		e.policies(ctx, g)
 		e.windows(g)
+		e.errorBudget(g)
 		e.approvals(ctx, g)
 	}
 	return e.combine()
@@ -336,5 +342,43 @@ func (e *evaluator) windows(g *pipeline.Gates) {
 		e.add(KindWindows, KindWindows, promotion.GatePending, d.Reason, &next)
 	default:
 		e.add(KindWindows, KindWindows, promotion.GateFail, d.Reason, nil)
+	}
+}
+
+// BudgetRecheck is the longest a promotion held by its error budget waits
+// before the burn rates are measured again; it waits as long as the
+// shortest window of the rules, the fastest the rates can change, but at
+// least 5 seconds.
+const BudgetRecheck = time.Minute
+
+// budgetRecheck returns how long to wait before measuring eb again.
+func budgetRecheck(eb *pipeline.ErrorBudget) time.Duration {
+	d := BudgetRecheck
+	for _, r := range eb.Rules {
+		d = min(d, r.Short.D())
+	}
+	return max(d, 5*time.Second)
+}
+
+// errorBudget: hold while the service burns its error budget too fast.
+func (e *evaluator) errorBudget(g *pipeline.Gates) {
+	if g.ErrorBudget == nil {
+		return
+	}
+	p, b := e.in.Promotion, e.in.Budget
+	switch {
+	case p.Kind == promotion.KindRollback:
+		e.add(KindBudget, KindBudget, promotion.GatePass, "rollback: the error budget does not apply", nil)
+	case b == nil:
+		soon := e.in.Now.Add(5 * time.Second)
+		e.add(KindBudget, KindBudget, promotion.GatePending, "measuring the burn rates", &soon)
+	case b.Err != nil:
+		later := e.in.Now.Add(budgetRecheck(g.ErrorBudget))
+		e.add(KindBudget, KindBudget, promotion.GatePending, b.Reason+"; trying again", &later)
+	case b.Blocked:
+		later := e.in.Now.Add(budgetRecheck(g.ErrorBudget))
+		e.add(KindBudget, KindBudget, promotion.GatePending, b.Reason, &later)
+	default:
+		e.add(KindBudget, KindBudget, promotion.GatePass, b.Reason, nil)
 	}
 }

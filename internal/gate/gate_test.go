@@ -2,10 +2,12 @@ package gate
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/analysis/burn"
 	"github.com/ferry-dev/ferry/internal/expr"
 	"github.com/ferry-dev/ferry/internal/gate/window"
 	"github.com/ferry-dev/ferry/internal/pipeline"
@@ -214,5 +216,29 @@ func TestApprovalDeadlinesWaitForOtherGates(t *testing.T) {
 	o = evaluate(t, env, Input{Previous: []promotion.GateEvaluation{}, History: []promotion.Promotion{succeeded("staging", now.Add(-2*time.Hour))}})
 	if g := o.Gates[len(o.Gates)-1]; !o.Approval || g.Since == nil || !g.Since.Equal(now) || !o.WakeAt.Equal(now.Add(time.Minute)) {
 		t.Fatalf("waiting for approvals: %+v", o)
+	}
+}
+
+func TestErrorBudget(t *testing.T) {
+	env := pipeline.Environment{Name: "prod", Gates: &pipeline.Gates{ErrorBudget: &pipeline.ErrorBudget{Objective: 99.9}}}
+	o := evaluate(t, env, Input{})
+	if o.Result != promotion.GatePending || o.WakeAt == nil || !o.WakeAt.Equal(now.Add(5*time.Second)) {
+		t.Fatalf("not measured yet: %+v", o)
+	}
+	o = evaluate(t, env, Input{Budget: &burn.Result{Blocked: true, Reason: "burning error budget: 1h burn rate 20.1 and 5m burn rate 31.0 exceed 14.4"}})
+	if o.Result != promotion.GatePending || !strings.Contains(o.Reason, "burn rate 20.1") || !o.WakeAt.Equal(now.Add(BudgetRecheck)) {
+		t.Fatalf("burning: %+v", o)
+	}
+	o = evaluate(t, env, Input{Budget: &burn.Result{Reason: "within error budget: highest burn rate 0.8 (1h)"}})
+	if o.Result != promotion.GatePass {
+		t.Fatalf("within budget: %+v", o)
+	}
+	o = evaluate(t, env, Input{Budget: &burn.Result{Err: errors.New("connection refused"), Reason: "cannot judge the burn rate: connection refused"}})
+	if o.Result != promotion.GatePending || !strings.Contains(o.Reason, "trying again") {
+		t.Fatalf("prometheus down: %+v", o)
+	}
+	o = evaluate(t, env, Input{Promotion: promotion.Promotion{ID: "p1", Kind: promotion.KindRollback, Revision: 3}})
+	if o.Result != promotion.GatePass {
+		t.Fatalf("rollback: %+v", o)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -245,12 +246,12 @@ func (d *decoder) decodeValue(at *token.Token, node ast.Node, tag string, v refl
 		if !ok {
 			return
 		}
-		var dur Duration
-		if err := dur.UnmarshalText([]byte(text)); err != nil {
-			d.problemAt(at, path, "invalid duration %q: write a number with a unit, such as 30s, 5m or 1h30m", text)
+		dur, err := parseDuration(text)
+		if err != nil {
+			d.problemAt(at, path, "invalid duration %q: write a number with a unit, such as 30s, 5m, 1h30m or 30d", text)
 			return
 		}
-		v.Set(reflect.ValueOf(dur))
+		v.Set(reflect.ValueOf(Duration(dur)))
 		return
 	}
 	if v.Type() == timeType {
@@ -329,6 +330,33 @@ func (d *decoder) decodeValue(at *token.Token, node ast.Node, tag string, v refl
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float64:
+		var f float64
+		switch n := node.(type) {
+		case *ast.IntegerNode:
+			switch x := n.Value.(type) {
+			case int64:
+				f = float64(x)
+			case uint64:
+				f = float64(x)
+			}
+		case *ast.FloatNode:
+			f = n.Value
+		case *ast.InfinityNode, *ast.NanNode:
+			f = math.NaN()
+		default:
+			d.problemAt(at, path, "expected a number, got %s", describe(node, tag))
+			return
+		}
+		if tag == string(token.StringTag) {
+			d.problemAt(at, path, "expected a number, got %s", describe(node, tag))
+			return
+		}
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			d.problemAt(at, path, "number %s is out of range", node.GetToken().Value)
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Bool:
 		b, ok := node.(*ast.BoolNode)
 		if !ok || tag == string(token.StringTag) {
@@ -581,6 +609,34 @@ func textPosOf(node ast.Node) (textPos, bool) {
 		return tp, true
 	}
 	return textPos{}, false
+}
+
+// daysPrefix matches a duration that starts with a whole number of days.
+var daysPrefix = regexp.MustCompile(`^([+-]?)([0-9]+)d`)
+
+// parseDuration parses a Go duration string ("90s", "1h30m") that may start
+// with a whole number of days of 24 hours ("30d", "1d12h").
+func parseDuration(s string) (time.Duration, error) {
+	m := daysPrefix.FindStringSubmatch(s)
+	if m == nil {
+		return time.ParseDuration(s)
+	}
+	days, err := strconv.ParseInt(m[2], 10, 64)
+	if err != nil || days > math.MaxInt64/int64(24*time.Hour) {
+		return 0, fmt.Errorf("duration %q out of range", s)
+	}
+	d := time.Duration(days) * 24 * time.Hour
+	if rest := s[len(m[0]):]; rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil || r < 0 || rest[0] == '+' || r > math.MaxInt64-d {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		d += r
+	}
+	if m[1] == "-" {
+		d = -d
+	}
+	return d, nil
 }
 
 // keyText returns the text of a scalar mapping key.

@@ -24,6 +24,18 @@ func TestParseInvalid(t *testing.T) {
 		"unknown-field.yaml": {
 			{8, 11, "environments[0].steps[0].exec.timout", `unknown field "timout" (did you mean "timeout"?)`},
 		},
+		"budget-objective.yaml": {
+			{11, 20, "environments[1].gates.errorBudget.objective", "must be above 0 and below 100 (percent, such as 99.9), got 100"},
+		},
+		"budget-short-window.yaml": {
+			{14, 32, "environments[1].gates.errorBudget.rules[1].short", "must be shorter than long (30m0s), got 30m0s"},
+		},
+		"budget-no-window.yaml": {
+			{10, 16, "environments[1].gates.errorBudget.total", "must contain $window"},
+		},
+		"budget-prometheus-url.yaml": {
+			{8, 21, "environments[1].gates.errorBudget.prometheus", `invalid URL "prometheus:9090/api": must be an absolute http or https URL`},
+		},
 		"bad-duration.yaml": {
 			{10, 20, "environments[1].steps[0].exec.timeout", `invalid duration "5 minutes"`},
 		},

@@ -48,6 +48,8 @@ type Gates struct {
 	Windows *window.Spec `yaml:"windows,omitempty" json:"windows,omitempty"`
 	// Approvals are the people who must approve.
 	Approvals *Approvals `yaml:"approvals,omitempty" json:"approvals,omitempty"`
+	// ErrorBudget holds promotions while the service burns its error budget too fast.
+	ErrorBudget *ErrorBudget `yaml:"errorBudget,omitempty" json:"errorBudget,omitempty"`
 	// Preflight checks run before the deploy steps; a failure ends the
 	// promotion failed with nothing deployed.
 	Preflight []Step `yaml:"preflight,omitempty" json:"preflight,omitempty"`
@@ -287,4 +289,30 @@ type WebCheck struct {
 	JSONPath string   `yaml:"jsonPath,omitempty" json:"jsonPath,omitempty"`
 	Timeout  Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	Measure  `yaml:",inline" json:",inline"`
+}
+
+// ErrorBudget is the error-budget gate: the multi-window, multi-burn-rate
+// rule of the Google SRE workbook over the service's request counters.
+type ErrorBudget struct {
+	// Prometheus is the server's base URL.
+	Prometheus string `yaml:"prometheus" json:"prometheus"`
+	// Errors and Total are PromQL rates over $window, such as
+	// sum(rate(http_requests_total{code=~"5.."}[$window])); they may use
+	// ${environment} and ${pipeline}.
+	Errors string `yaml:"errors" json:"errors"`
+	Total  string `yaml:"total" json:"total"`
+	// Objective is the share of requests that should succeed, in percent (99.9).
+	Objective float64 `yaml:"objective" json:"objective"`
+	// Period is the objective's period. Defaults to 30d.
+	Period Duration `yaml:"period,omitempty" json:"period,omitempty"`
+	// Rules are the window pairs and factors. Defaults to 14.4 over 1h and
+	// 5m, and 6 over 6h and 30m.
+	Rules []BurnRule `yaml:"rules,omitempty" json:"rules,omitempty"`
+}
+
+// BurnRule fires when the burn rates over both windows exceed Factor.
+type BurnRule struct {
+	Long   Duration `yaml:"long" json:"long"`
+	Short  Duration `yaml:"short" json:"short"`
+	Factor float64  `yaml:"factor" json:"factor"`
 }

@@ -3,14 +3,17 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ferry-dev/ferry/internal/analysis"
+	"github.com/ferry-dev/ferry/internal/analysis/burn"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/expr"
 )
@@ -441,6 +444,9 @@ func (v *validator) gates(p string, g *Gates) {
 	if g.Approvals != nil {
 		v.approvals(p+".approvals", g.Approvals)
 	}
+	if g.ErrorBudget != nil {
+		v.errorBudget(p+".errorBudget", g.ErrorBudget)
+	}
 	for j, r := range g.ExpediteRoles {
 		if _, err := auth.ParseRole(r); err != nil {
 			v.add(fmt.Sprintf("%s.expediteRoles[%d]", p, j), "%v", err)
@@ -682,4 +688,84 @@ func (v *validator) interpolate(path, template string) (string, bool) {
 func absoluteHTTP(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// budgetVars are the placeholders an error-budget query may use.
+var budgetVars = map[string]string{"environment": "x", "pipeline": "x"}
+
+func (v *validator) errorBudget(p string, b *ErrorBudget) {
+	before := len(v.problems)
+	defer func() {
+		// The checks below mirror burn.Spec.Validate; should it ever find
+		// more, its findings are reported rather than lost.
+		if len(v.problems) == before {
+			if err := burnSpec(b).Validate(); err != nil {
+				v.add(p, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
+			}
+		}
+	}()
+	if b.Prometheus == "" {
+		v.add(p+".prometheus", "required")
+	} else if !absoluteHTTP(b.Prometheus) {
+		v.add(p+".prometheus", "invalid URL %q: must be an absolute http or https URL", b.Prometheus)
+	}
+	for _, q := range []struct{ field, query string }{{"errors", b.Errors}, {"total", b.Total}} {
+		path := p + "." + q.field
+		switch {
+		case strings.TrimSpace(q.query) == "":
+			v.add(path, "required")
+			continue
+		case !strings.Contains(q.query, burn.WindowVar):
+			v.add(path, "must contain %s, which stands for each window of the rules, as in rate(http_requests_total[%s])", burn.WindowVar, burn.WindowVar)
+			continue
+		}
+		if _, err := analysis.Interpolate(burn.Query(q.query, time.Minute), budgetVars); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "interpolate: ")
+			if rest, ok := strings.CutPrefix(msg, "no value for "); ok {
+				msg = "unknown variable " + rest
+			}
+			if i := strings.Index(msg, " (known:"); i >= 0 {
+				msg = msg[:i]
+			}
+			if strings.HasPrefix(msg, "unknown variable") {
+				msg += " (an error-budget query may use ${environment} and ${pipeline}; $${ writes ${)"
+			}
+			v.add(path, "%s", msg)
+		}
+	}
+	if !(b.Objective > 0 && b.Objective < 100) {
+		v.add(p+".objective", "must be above 0 and below 100 (percent, such as 99.9), got %v", b.Objective)
+	}
+	if b.Period < 0 {
+		v.add(p+".period", "must not be negative, got %s", b.Period.D())
+	}
+	for i, r := range b.Rules {
+		q := fmt.Sprintf("%s.rules[%d]", p, i)
+		for _, w := range []struct {
+			field string
+			d     Duration
+		}{{"long", r.Long}, {"short", r.Short}} {
+			switch {
+			case w.d <= 0:
+				v.add(q+"."+w.field, "must be positive, got %s", w.d.D())
+			case w.d.D()%time.Millisecond != 0:
+				v.add(q+"."+w.field, "must be a whole number of milliseconds, got %s", w.d.D())
+			}
+		}
+		if r.Short > 0 && r.Long > 0 && r.Short >= r.Long {
+			v.add(q+".short", "must be shorter than long (%s), got %s", r.Long.D(), r.Short.D())
+		}
+		if !(r.Factor > 0) || math.IsInf(r.Factor, 1) {
+			v.add(q+".factor", "must be positive, got %v", r.Factor)
+		}
+	}
+}
+
+// burnSpec returns the error-budget gate as the burn package evaluates it.
+func burnSpec(b *ErrorBudget) burn.Spec {
+	s := burn.Spec{Errors: b.Errors, Total: b.Total, Objective: b.Objective, Period: b.Period.D()}
+	for _, r := range b.Rules {
+		s.Rules = append(s.Rules, burn.Rule{Long: r.Long.D(), Short: r.Short.D(), Factor: r.Factor})
+	}
+	return s
 }
