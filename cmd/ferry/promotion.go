@@ -360,3 +360,34 @@ stop it instead, use ferry abort.`,
 	_ = cmd.MarkFlagRequired("reason")
 	return cmd
 }
+
+func newAdvanceCommand(g *globals) *cobra.Command {
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "advance ID [--reason TEXT]",
+		Short: "Move a canary past a manual pause to its next phase",
+		Long: `Move a promotion whose canary phase waits at a manual pause (pause: manual)
+on to its next phase. The advance is recorded in the audit log with the reason.`,
+		Example: `  ferry advance 0193a8c2-… --reason "5% looked healthy for an hour"`,
+		Args:    exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(reason) == "" {
+				reason = "advance to the next canary phase"
+			}
+			p, err := c.Resume(cmd.Context(), args[0], reason)
+			if err != nil {
+				return err
+			}
+			return g.print(p, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "promotion %s: %s\n", p.ID, p.State)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log")
+	return cmd
+}

@@ -151,6 +151,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 			// Metric checks measure for interval × count; they take no exec-style timeout.
 			"prometheus": &metric.Driver{},
 			"web":        &metric.Driver{},
+			"canary":     &metric.Driver{},
 		},
 		Reaper:        stepexec.Reap,
 		Logger:        log,

@@ -16,7 +16,7 @@ func ExampleInterpolate() {
 	fmt.Println(err)
 	// Output:
 	// sum(rate(errors_total{env="production",version="1.4.2"}[5m])) <nil>
-	// interpolate: unknown variable ${env} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${artifact.NAME.digest}; $${ writes ${)
+	// interpolate: unknown variable ${env} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${baseline}, ${artifact.NAME.digest}; $${ writes ${)
 }
 
 func ExampleCompileCondition() {

@@ -7,14 +7,15 @@ import (
 )
 
 // variableNames are the names Interpolate knows, besides artifact.NAME.digest.
-var variableNames = []string{"environment", "pipeline", "release", "promotion"}
+var variableNames = []string{"environment", "pipeline", "release", "promotion", "baseline"}
 
 // Interpolate replaces each ${name} in template with vars[name], so that one
 // query serves every environment and release:
 //
 //	sum(rate(http_errors_total{env="${environment}"}[5m]))
 //
-// The names are environment, pipeline, release, promotion and
+// The names are environment, pipeline, release, promotion, baseline (the
+// version running before a promotion, for canary checks) and
 // artifact.NAME.digest for each artifact NAME of the release. A name outside
 // that set, or one that vars has no value for, is an error that names every
 // such variable. $${ stands for a literal ${.

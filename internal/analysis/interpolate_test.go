@@ -39,7 +39,7 @@ func TestInterpolateErrors(t *testing.T) {
 		in   string
 		want []string
 	}{
-		{"${env} ${unrelated} ${env}", []string{"unknown variable ${env}, ${unrelated} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${artifact.NAME.digest}"}},
+		{"${env} ${unrelated} ${env}", []string{"unknown variable ${env}, ${unrelated} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${baseline}, ${artifact.NAME.digest}"}},
 		{"${artifact.api.uri}", []string{"unknown variable ${artifact.api.uri}"}},
 		{"${artifact..digest}", []string{"unknown variable ${artifact..digest}"}},
 		{"${release} ${artifact.web.digest}", []string{"no value for ${release}, ${artifact.web.digest}"}},

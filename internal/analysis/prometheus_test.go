@@ -265,3 +265,93 @@ func TestPrometheus(t *testing.T) {
 		}
 	})
 }
+
+// fakeRangePrometheus serves body with status for /prom/api/v1/query_range,
+// and records the form of the last request.
+func fakeRangePrometheus(t *testing.T, status int, body string) (Prometheus, *url.Values) {
+	t.Helper()
+	var form url.Values
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/prom/api/v1/query_range" {
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			t.Errorf("ParseForm: %v", err)
+		}
+		form = r.PostForm
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return Prometheus{Address: srv.URL + "/prom", Client: srv.Client()}, &form
+}
+
+func TestPrometheusQueryRange(t *testing.T) {
+	start := time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)
+	end := start.Add(3 * time.Second)
+	// Two series: the second lacks the first timestamp and has a NaN at the
+	// third; the series come in no particular time order.
+	p, form := fakeRangePrometheus(t, http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[
+		{"metric":{"pod":"a"},"values":[[1741608002,"3"],[1741608000,"1"],[1741608001,"2"],[1741608003,"NaN"]]},
+		{"metric":{"pod":"b"},"values":[[1741608001,"10"],[1741608002,"NaN"],[1741608003,"NaN"]]}]}}`)
+	got, err := p.QueryRange(t.Context(), "rate(x[1m])", start, end, 1500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []float64{1, 12, 3}
+	if len(got) != len(want) {
+		t.Fatalf("QueryRange = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("QueryRange = %v, want %v", got, want)
+		}
+	}
+	if f := *form; f.Get("query") != "rate(x[1m])" || f.Get("start") != "1741608000.000" ||
+		f.Get("end") != "1741608003.000" || f.Get("step") != "1.5" {
+		t.Errorf("form %v", f)
+	}
+
+	p, _ = fakeRangePrometheus(t, http.StatusOK, `{"status":"success","data":{"resultType":"matrix","result":[]}}`)
+	if got, err := p.QueryRange(t.Context(), "x", start, end, time.Second); err != nil || len(got) != 0 {
+		t.Errorf("empty matrix: %v, %v", got, err)
+	}
+
+	errs := []struct {
+		name   string
+		status int
+		body   string
+		want   string
+	}{
+		{"bad query", http.StatusBadRequest,
+			`{"status":"error","errorType":"bad_data","error":"parse error"}`,
+			"prometheus: bad_data: parse error (status 400)"},
+		{"not the API", http.StatusBadGateway, "<html>Bad Gateway</html>",
+			"/prom/api/v1/query_range: status 502: <html>Bad Gateway</html>"},
+		{"vector", http.StatusOK,
+			`{"status":"success","data":{"resultType":"vector","result":[]}}`, "returns a vector, not a matrix"},
+		{"bad sample", http.StatusOK,
+			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"many"]]}]}}`,
+			`sample value "many" is not a number`},
+	}
+	for _, tt := range errs {
+		t.Run(tt.name, func(t *testing.T) {
+			p, _ := fakeRangePrometheus(t, tt.status, tt.body)
+			_, err := p.QueryRange(t.Context(), "x", start, end, time.Second)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("QueryRange: %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := p.QueryRange(t.Context(), "x", start, end, 0); err == nil {
+		t.Error("step 0: no error")
+	}
+	if _, err := p.QueryRange(t.Context(), "x", end, start, time.Second); err == nil {
+		t.Error("end before start: no error")
+	}
+	if _, err := (Prometheus{Address: "prometheus:9090"}).QueryRange(t.Context(), "x", start, end, time.Second); err == nil ||
+		!strings.Contains(err.Error(), "is not an http or https URL") {
+		t.Errorf("bad address: %v", err)
+	}
+}

@@ -514,6 +514,7 @@ func schemas() object {
 			"verify":      arrayOf(stepSpec),
 			"rollback":    structSchema(nil, false, object{"automatic": object{"type": "boolean"}}),
 			"gates":       described(object{"type": "object"}, "The conditions that must hold before a release deploys here; see docs/pipeline.md."),
+			"strategy":    described(object{"type": "object"}, "How a release takes traffic: a canary strategy's phases; see docs/pipeline.md."),
 		}),
 		"Status": structSchema([]string{"pipeline", "revision", "environments"}, false, object{
 			"pipeline":     stringSchema(),
@@ -649,6 +650,9 @@ func schemas() object {
 			"gates":          described(arrayOf(object{"type": "object"}), "The latest evaluation of each gate of the environment: pass, fail or pending, with a reason."),
 			"approvals":      described(arrayOf(object{"type": "object"}), "The approval decisions recorded on the promotion."),
 			"review":         described(object{"type": "object"}, "The after-the-fact review of an expedited or break-glass promotion."),
+			"canary": described(object{"type": "object", "properties": object{
+				"phase": object{"type": "integer"}, "phases": object{"type": "integer"}, "weight": object{"type": "integer"}}},
+				"Where a canary strategy stands: its current phase (1-based), how many phases it has, and the traffic weight."),
 		}),
 		"Step": structSchema([]string{"name", "phase", "index", "state", "attempts", "exitCode"}, false, object{
 			"name":       stringSchema(),

@@ -151,3 +151,83 @@ environments:
 		t.Fatalf("after the burn stopped: %s %q", done.State, done.Message)
 	}
 }
+
+// TestCanaryPhasesWithPrometheus runs a canary strategy whose phases are
+// analysed by a real Prometheus: a healthy release goes to 100%; a release
+// whose error rate rises is stopped at its first phase — its first
+// measurement fails — and rolled back with the weight set back to 0.
+func TestCanaryPhasesWithPrometheus(t *testing.T) {
+	work := t.TempDir()
+	target := promtest.NewTarget(t)
+	target.OnScrape(func() {
+		b, _ := os.ReadFile(filepath.Join(work, "canary"))
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return
+		}
+		ratio := 0.001
+		if strings.HasSuffix(v, "-bad") {
+			ratio = 0.2
+		}
+		target.SetGauge("error_ratio", map[string]string{"version": v}, ratio)
+	})
+	prom := promtest.Start(t, promtest.Config{Targets: []string{target.Address()}, ScrapeInterval: 500 * time.Millisecond})
+	prom.Await(t, `up == 1`, 30*time.Second)
+	s := startServer(t, sqliteStore)
+	s.work = work
+	analysis := `
+            analysis:
+              - name: error-rate
+                prometheus:
+                  address: ` + prom.URL() + `
+                  query: 'scalar(max(error_ratio{version="${release}"}))'
+                  interval: 1s
+                  count: 2
+                  successCondition: result < 0.01
+                  failureCondition: result > 0.05`
+	s.must("apply", "-f", s.writeFile("c.yaml", `name: shop
+environments:
+  - name: prod
+    steps: [{name: deploy, exec: {run: 'echo "$FERRY_RELEASE" > "`+work+`/canary"; sleep 1.2'}}]
+    strategy:
+      canary:
+        setWeight:
+          - name: route
+            exec: {run: 'echo "$FERRY_RELEASE@$FERRY_CANARY_WEIGHT" >> "`+work+`/weights"'}
+        phases:
+          - weight: 10`+analysis+`
+          - weight: 50`+analysis+`
+          - weight: 100
+`))
+	for _, v := range []string{"1.0.0", "2.0.0-bad"} {
+		s.must("release", "create", "--pipeline", "shop", "--version", v, "--artifact", "app=x/app@"+digest("c"+v))
+	}
+	if r := s.ferry("promote", "--pipeline", "shop", "--release", "1.0.0", "--to", "prod", "--wait"); r.code != 0 {
+		t.Fatalf("healthy canary: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := s.readWork("weights"); got != "1.0.0@10\n1.0.0@50\n1.0.0@100\n" {
+		t.Fatalf("healthy canary weights = %q, want 10, 50, 100", got)
+	}
+	good := s.promotions("--pipeline", "shop", "--env", "prod", "--limit", "1")[0]
+	if g := s.promotion(good.ID); g.Canary == nil || g.Canary.Weight != 100 || g.Canary.Phase != 3 {
+		t.Fatalf("healthy canary status: %+v", g.Canary)
+	}
+
+	r := s.ferry("promote", "--pipeline", "shop", "--release", "2.0.0-bad", "--to", "prod", "--wait")
+	bad := s.promotion(s.promotions("--pipeline", "shop", "--env", "prod", "--limit", "1")[0].ID)
+	if r.code != 3 || bad.State != promotion.RolledBack {
+		t.Fatalf("bad canary: exit %d %s %q", r.code, bad.State, bad.Message)
+	}
+	if got := s.readWork("weights"); got != "1.0.0@10\n1.0.0@50\n1.0.0@100\n2.0.0-bad@10\n1.0.0@0\n" {
+		t.Fatalf("bad canary weights = %q: want it stopped at 10%% and the weight set back to 0", got)
+	}
+	for _, st := range bad.Steps {
+		if st.Phase == promotion.PhaseCanary && strings.Contains(st.Name, "error-rate") && st.State == "failed" {
+			if took := st.FinishedAt.Sub(*st.StartedAt); took > 1500*time.Millisecond {
+				t.Errorf("the failing analysis took %v, more than one analysis interval (1s)", took)
+			}
+			return
+		}
+	}
+	t.Fatalf("no failed canary analysis step in %+v", bad.Steps)
+}

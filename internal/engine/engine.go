@@ -349,7 +349,40 @@ func planFor(env pipeline.Environment) promotion.Plan {
 		}
 		return out
 	}
-	return promotion.Plan{Preflight: conv(preflight(env)), Deploy: conv(env.Steps), Verify: conv(env.Verify), AutoRollback: env.AutoRollback()}
+	pl := promotion.Plan{Preflight: conv(preflight(env)), Deploy: conv(env.Steps), Verify: conv(env.Verify), AutoRollback: env.AutoRollback()}
+	for _, it := range canaryItems(env) {
+		sp := promotion.StepPlan{Name: it.Name, Pause: it.Pause, Manual: it.Manual}
+		if it.Step != nil {
+			sp.Retries, sp.Backoff = it.Step.Retries, it.Step.Backoff.D()
+		}
+		pl.Canary = append(pl.Canary, sp)
+	}
+	for _, it := range rollbackFirst(env) {
+		pl.RollbackFirst = append(pl.RollbackFirst, promotion.StepPlan{Name: it.Name, Retries: it.Step.Retries, Backoff: it.Step.Backoff.D()})
+	}
+	return pl
+}
+
+// canaryItems returns an environment's canary strategy, flattened.
+func canaryItems(env pipeline.Environment) []pipeline.CanaryItem {
+	if env.Strategy == nil || env.Strategy.Canary == nil {
+		return nil
+	}
+	return env.Strategy.Canary.CanaryItems()
+}
+
+// rollbackFirst returns what a rollback runs first: with a canary strategy,
+// its set-weight steps at weight 0, taking the traffic back from the release.
+func rollbackFirst(env pipeline.Environment) []pipeline.CanaryItem {
+	if env.Strategy == nil || env.Strategy.Canary == nil {
+		return nil
+	}
+	var out []pipeline.CanaryItem
+	for i := range env.Strategy.Canary.SetWeight {
+		s := env.Strategy.Canary.SetWeight[i]
+		out = append(out, pipeline.CanaryItem{Weight: 0, Step: &s, Name: "weight 0: " + s.Name})
+	}
+	return out
 }
 
 // preflight returns an environment's preflight checks.
@@ -362,19 +395,43 @@ func preflight(env pipeline.Environment) []pipeline.Step {
 
 // stepSpec returns the step a cursor points at.
 func stepSpec(env pipeline.Environment, c promotion.Cursor) (pipeline.Step, bool) {
-	var list []pipeline.Step
+	s, _, ok := stepAt(env, c)
+	return s, ok
+}
+
+// stepAt returns the step a cursor points at and, for a canary's steps, the
+// traffic weight it sets (FERRY_CANARY_WEIGHT); a canary pause is no step.
+func stepAt(env pipeline.Environment, c promotion.Cursor) (pipeline.Step, *int, bool) {
+	var items []pipeline.CanaryItem
 	switch c.Phase {
 	case promotion.PhasePreflight:
-		list = preflight(env)
+		items = plain(preflight(env))
 	case promotion.PhaseDeploy:
-		list = env.Steps
+		items = plain(env.Steps)
+	case promotion.PhaseCanary:
+		items = canaryItems(env)
 	case promotion.PhaseVerify:
-		list = env.Verify
+		items = plain(env.Verify)
 	case promotion.PhaseRollback:
-		list = append(append([]pipeline.Step(nil), env.Steps...), env.Verify...)
+		items = append(append(rollbackFirst(env), plain(env.Steps)...), plain(env.Verify)...)
 	}
-	if c.Index < 0 || c.Index >= len(list) {
-		return pipeline.Step{}, false
+	if c.Index < 0 || c.Index >= len(items) || items[c.Index].Step == nil {
+		return pipeline.Step{}, nil, false
 	}
-	return list[c.Index], true
+	it := items[c.Index]
+	var weight *int
+	if c.Phase == promotion.PhaseCanary || (c.Phase == promotion.PhaseRollback && c.Index < len(rollbackFirst(env))) {
+		w := it.Weight
+		weight = &w
+	}
+	return *it.Step, weight, true
+}
+
+// plain wraps steps as canary items without weights.
+func plain(steps []pipeline.Step) []pipeline.CanaryItem {
+	out := make([]pipeline.CanaryItem, len(steps))
+	for i := range steps {
+		out[i] = pipeline.CanaryItem{Step: &steps[i], Name: steps[i].Name}
+	}
+	return out
 }

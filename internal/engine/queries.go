@@ -290,11 +290,36 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 			v.Steps = append(v.Steps, vs)
 		}
 	}
+	addItems := func(ph promotion.Phase, items []pipeline.CanaryItem) {
+		for i, it := range items {
+			if it.Step == nil {
+				continue // a canary pause
+			}
+			k := key{ph, i}
+			vs := view.Step{Name: it.Name, Phase: ph, Index: i, State: "pending", Attempts: attempts[k]}
+			if r, ok := latest[k]; ok {
+				st := r.StartedAt
+				vs.State, vs.ExitCode, vs.Error, vs.StartedAt, vs.FinishedAt = string(r.State), r.ExitCode, r.Error, &st, r.FinishedAt
+			}
+			v.Steps = append(v.Steps, vs)
+		}
+	}
 	add(promotion.PhasePreflight, preflight(env))
 	add(promotion.PhaseDeploy, env.Steps)
+	if items := canaryItems(env); len(items) > 0 {
+		addItems(promotion.PhaseCanary, items)
+		phases := env.Strategy.Canary.Phases
+		v.Canary = &view.Canary{Phases: len(phases)}
+		switch {
+		case p.Cursor.Phase == promotion.PhaseCanary && p.Cursor.Index < len(items):
+			v.Canary.Phase, v.Canary.Weight = items[p.Cursor.Index].Phase, items[p.Cursor.Index].Weight
+		case p.State == promotion.Verifying || p.State == promotion.Succeeded:
+			v.Canary.Phase, v.Canary.Weight = len(phases), phases[len(phases)-1].Weight
+		}
+	}
 	add(promotion.PhaseVerify, env.Verify)
 	if rollingBack || p.State == promotion.RollingBack || p.State == promotion.RolledBack || p.State == promotion.RollbackFailed {
-		add(promotion.PhaseRollback, append(append([]pipeline.Step(nil), env.Steps...), env.Verify...))
+		addItems(promotion.PhaseRollback, append(append(rollbackFirst(env), plain(env.Steps)...), plain(env.Verify)...))
 	}
 	if !full {
 		return v, nil

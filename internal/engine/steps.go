@@ -42,6 +42,7 @@ type stepInput struct {
 	p       promotion.Promotion
 	env     pipeline.Environment
 	spec    pipeline.Step
+	weight  *int // FERRY_CANARY_WEIGHT of a canary's set-weight step
 	release *release.Release
 	run     promotion.StepRun
 }
@@ -63,7 +64,7 @@ func (e *Engine) loadStep(ctx context.Context, id string, c promotion.Cursor) (*
 			return fmt.Errorf("environment %s not in revision %d", p.Environment, p.Revision)
 		}
 		in.env = env
-		if in.spec, ok = stepSpec(env, c); !ok {
+		if in.spec, in.weight, ok = stepAt(env, c); !ok {
 			return fmt.Errorf("no step at %s[%d]", c.Phase, c.Index)
 		}
 		relID := p.ReleaseID
@@ -116,6 +117,7 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 		PromotionID: id, Pipeline: in.p.Pipeline, Environment: in.p.Environment,
 		Release: *in.release, Rollback: c.Phase == promotion.PhaseRollback || in.p.Kind == promotion.KindRollback,
 		Phase: c.Phase, Step: in.spec, Attempt: c.Attempt, IdempotencyKey: in.run.IdempotencyKey,
+		CanaryWeight: in.weight, Baseline: in.p.RollbackVersion,
 		Output: capture,
 	}
 	var startErr error

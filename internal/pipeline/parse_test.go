@@ -55,10 +55,10 @@ func TestParseInvalid(t *testing.T) {
 			{6, 13, "environments[1].after[0]", "cycle: dev -> staging -> prod -> dev"},
 		},
 		"exec-and-http.yaml": {
-			{5, 9, "environments[0].verify[0]", "exec and http are mutually exclusive: set exactly one of exec, http, prometheus or web"},
+			{5, 9, "environments[0].verify[0]", "exec and http are mutually exclusive: set exactly one of exec, http, prometheus, web or canary"},
 		},
 		"neither-exec-nor-http.yaml": {
-			{5, 9, "environments[0].steps[0]", "one of exec, http, prometheus or web is required"},
+			{5, 9, "environments[0].steps[0]", "one of exec, http, prometheus, web or canary is required"},
 		},
 		"malformed.yaml": {
 			{5, 3, "", "invalid YAML: "},
@@ -84,7 +84,7 @@ func TestParseInvalid(t *testing.T) {
 			{5, 9, "environments[0]", "a merge key refers to the mapping that contains it"},
 		},
 		"two-kinds.yaml": {
-			{5, 9, "environments[0].verify[0]", "http and prometheus are mutually exclusive: set exactly one of exec, http, prometheus or web"},
+			{5, 9, "environments[0].verify[0]", "http and prometheus are mutually exclusive: set exactly one of exec, http, prometheus, web or canary"},
 		},
 		"condition-typo.yaml": {
 			{9, 29, "environments[0].verify[0].prometheus.successCondition", "undeclared reference to 'reslut'"},
@@ -94,6 +94,27 @@ func TestParseInvalid(t *testing.T) {
 		},
 		"unknown-placeholder.yaml": {
 			{8, 18, "environments[0].verify[0].prometheus.query", "unknown variable ${env}"},
+		},
+		"canary-values.yaml": {
+			{7, 23, "environments[0].verify[0].canary.prometheus", `invalid URL "prometheus:9090"`},
+			{9, 17, "environments[0].verify[0].canary.step", "step (10s) must be shorter than window (10s)"},
+			{10, 18, "environments[0].verify[0].canary.delay", "must not be negative, got -1s"},
+			{12, 30, "environments[0].verify[0].canary.marginalThreshold", "marginalThreshold (80) must not be above passThreshold (70)"},
+			{13, 18, "environments[0].verify[0].canary.alpha", "must be between 0 and 1 (exclusive), got 1"},
+			{17, 23, "environments[0].verify[0].canary.metrics[0].canary", "unknown variable ${artifact.api.digest} (a canary query may use ${environment}, ${pipeline}, ${release}, ${baseline} and ${promotion}"},
+			{18, 26, "environments[0].verify[0].canary.metrics[0].direction", `unknown value "up": use one of increase, decrease, either`},
+			{19, 23, "environments[0].verify[0].canary.metrics[0].weight", "must be a finite number ≥ 0, got -1"},
+			{20, 27, "environments[0].verify[0].canary.metrics[0].effectSize", "must be a finite number ≥ 0, got -0.5"},
+			{21, 21, "environments[0].verify[0].canary.metrics[1].name", `duplicate metric "errors" (first defined at line 15)`},
+			{22, 25, "environments[0].verify[0].canary.metrics[1].baseline", "required"},
+			{24, 15, "environments[0].verify[0].canary.metrics[2].name", "required"},
+		},
+		"canary-placement.yaml": {
+			{8, 13, "environments[0].gates.preflight[0].canary", "put it under verify"},
+			{14, 11, "environments[0].steps[0].canary", "put it under verify"},
+			{15, 26, "environments[0].steps[0].canary.passThreshold", "must be a score from 0 to 100, got 120"},
+			{16, 20, "environments[0].steps[0].canary.metrics", "at least one metric is required"},
+			{21, 18, "environments[0].verify[0].prometheus.query", "unknown variable ${baseline} (${baseline} is known only in canary checks)"},
 		},
 		"check-under-steps.yaml": {
 			{7, 11, "environments[0].steps[0].prometheus", "put it under verify or gates.preflight"},

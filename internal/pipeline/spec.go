@@ -4,6 +4,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/gate/window"
@@ -33,6 +34,81 @@ type Environment struct {
 	Rollback *Rollback `yaml:"rollback,omitempty" json:"rollback,omitempty"`
 	// Gates must hold before a release deploys into the environment.
 	Gates *Gates `yaml:"gates,omitempty" json:"gates,omitempty"`
+	// Strategy is how a release takes traffic: all at once (none), or in canary phases.
+	Strategy *Strategy `yaml:"strategy,omitempty" json:"strategy,omitempty"`
+}
+
+// Strategy is how a release takes traffic after its deploy steps.
+type Strategy struct {
+	Canary *CanaryStrategy `yaml:"canary,omitempty" json:"canary,omitempty"`
+}
+
+// CanaryStrategy moves traffic to the release in phases: at each phase the
+// SetWeight steps route Weight percent of traffic to it (they get
+// FERRY_CANARY_WEIGHT), then the phase pauses, then its analysis runs. A
+// failure sets the weight back to 0 and rolls back. After the last phase
+// the environment's verify checks run.
+type CanaryStrategy struct {
+	// SetWeight are the steps that route traffic; any step kind.
+	SetWeight []Step `yaml:"setWeight" json:"setWeight"`
+	// Phases run in order; the last one's weight is usually 100.
+	Phases []CanaryPhase `yaml:"phases" json:"phases"`
+}
+
+// CanaryPhase is one step of a canary's traffic.
+type CanaryPhase struct {
+	// Weight is the percentage of traffic, 0 to 100.
+	Weight int `yaml:"weight" json:"weight"`
+	// Pause is a duration to wait after setting the weight, or "manual" to
+	// wait for ferry advance.
+	Pause string `yaml:"pause,omitempty" json:"pause,omitempty"`
+	// Analysis are checks run after the pause.
+	Analysis []Step `yaml:"analysis,omitempty" json:"analysis,omitempty"`
+}
+
+// CanaryItem is one item of a canary strategy, flattened: a set-weight
+// step, a pause, or an analysis check of a phase.
+type CanaryItem struct {
+	// Phase is the 1-based phase number and Weight its traffic percentage.
+	Phase  int
+	Weight int
+	// Step is the step to run; nil for a pause.
+	Step *Step
+	// Pause is how long to wait; Manual waits for a person.
+	Pause  time.Duration
+	Manual bool
+	// Name names the item in a promotion's steps ("phase 1 (5%): set-weight/route").
+	Name string
+}
+
+// CanaryItems flattens the strategy: for each phase, its set-weight steps,
+// its pause, then its analysis checks. Pauses that do not parse are
+// skipped (validation refuses them).
+func (c *CanaryStrategy) CanaryItems() []CanaryItem {
+	if c == nil {
+		return nil
+	}
+	var out []CanaryItem
+	for i, ph := range c.Phases {
+		label := fmt.Sprintf("phase %d (%d%%)", i+1, ph.Weight)
+		for j := range c.SetWeight {
+			s := c.SetWeight[j]
+			out = append(out, CanaryItem{Phase: i + 1, Weight: ph.Weight, Step: &s, Name: label + ": " + s.Name})
+		}
+		switch {
+		case ph.Pause == "manual":
+			out = append(out, CanaryItem{Phase: i + 1, Weight: ph.Weight, Manual: true, Name: label + ": pause"})
+		case ph.Pause != "":
+			if d, err := ParseDuration(ph.Pause); err == nil && d > 0 {
+				out = append(out, CanaryItem{Phase: i + 1, Weight: ph.Weight, Pause: d, Name: label + ": pause"})
+			}
+		}
+		for j := range ph.Analysis {
+			s := ph.Analysis[j]
+			out = append(out, CanaryItem{Phase: i + 1, Weight: ph.Weight, Step: &s, Name: label + ": " + s.Name})
+		}
+	}
+	return out
 }
 
 // Gates are an environment's conditions before deploying, evaluated in this
@@ -117,8 +193,9 @@ type Rollback struct {
 	Automatic *bool `yaml:"automatic,omitempty" json:"automatic,omitempty"`
 }
 
-// Step is one deploy step or check. Exactly one of Exec, HTTP, Prometheus and
-// Web is set; Prometheus and Web are checks, allowed under verify and preflight.
+// Step is one deploy step or check. Exactly one of Exec, HTTP, Prometheus,
+// Web and Canary is set; the last three are checks, allowed under verify and
+// preflight.
 type Step struct {
 	// Name identifies the step within its list.
 	Name string `yaml:"name" json:"name"`
@@ -130,6 +207,8 @@ type Step struct {
 	Prometheus *PrometheusCheck `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 	// Web measures a JSON HTTP endpoint repeatedly (a check, for metric systems without Prometheus).
 	Web *WebCheck `yaml:"web,omitempty" json:"web,omitempty"`
+	// Canary compares the canary's metrics with the baseline's with a statistical judge (a check).
+	Canary *CanaryCheck `yaml:"canary,omitempty" json:"canary,omitempty"`
 	// Retries is the number of extra attempts after a failure, with exponential backoff.
 	Retries int `yaml:"retries,omitempty" json:"retries,omitempty"`
 	// Backoff is the wait before the first retry; it doubles for each further
@@ -151,6 +230,8 @@ func (s Step) Kind() string {
 		return "prometheus"
 	case s.Web != nil:
 		return "web"
+	case s.Canary != nil:
+		return "canary"
 	}
 	return ""
 }
@@ -316,3 +397,48 @@ type BurnRule struct {
 	Short  Duration `yaml:"short" json:"short"`
 	Factor float64  `yaml:"factor" json:"factor"`
 }
+
+// CanaryCheck judges a canary against its baseline: for each metric, the
+// samples of two PromQL queries over the analysis window are compared with
+// a Mann–Whitney test (see ferry judge). Queries may use ${environment},
+// ${pipeline}, ${release} (the canary's version), ${baseline} (the version
+// running before the promotion) and ${promotion}.
+type CanaryCheck struct {
+	// Prometheus is the server's base URL.
+	Prometheus string `yaml:"prometheus" json:"prometheus"`
+	// Window is how far back from the judgement the samples reach. Defaults to 10m.
+	Window Duration `yaml:"window,omitempty" json:"window,omitempty"`
+	// Step is the time between samples. Defaults to 30s.
+	Step Duration `yaml:"step,omitempty" json:"step,omitempty"`
+	// Delay is how long to wait before judging, so that the canary has
+	// data. Defaults to 0.
+	Delay Duration `yaml:"delay,omitempty" json:"delay,omitempty"`
+	// Metrics are compared one by one.
+	Metrics []CanaryMetric `yaml:"metrics" json:"metrics"`
+	// PassThreshold and MarginalThreshold are the score (0–100) for a pass
+	// and for a marginal verdict. Default to 95 and 75. A marginal verdict
+	// pauses the promotion for a person.
+	PassThreshold     float64 `yaml:"passThreshold,omitempty" json:"passThreshold,omitempty"`
+	MarginalThreshold float64 `yaml:"marginalThreshold,omitempty" json:"marginalThreshold,omitempty"`
+	// Alpha is the significance level. Defaults to 0.05.
+	Alpha float64 `yaml:"alpha,omitempty" json:"alpha,omitempty"`
+}
+
+// CanaryMetric is one metric a canary is judged on.
+type CanaryMetric struct {
+	Name     string `yaml:"name" json:"name"`
+	Baseline string `yaml:"baseline" json:"baseline"`
+	Canary   string `yaml:"canary" json:"canary"`
+	// Direction is which change is bad: increase, decrease or either (the default).
+	Direction string `yaml:"direction,omitempty" json:"direction,omitempty"`
+	// Critical fails the whole judgement when this metric fails.
+	Critical bool `yaml:"critical,omitempty" json:"critical,omitempty"`
+	// Weight counts toward the score. Defaults to 1.
+	Weight float64 `yaml:"weight,omitempty" json:"weight,omitempty"`
+	// EffectSize is the smallest relative change that matters (0.1 = 10%). Defaults to 0.
+	EffectSize float64 `yaml:"effectSize,omitempty" json:"effectSize,omitempty"`
+}
+
+// ParseDuration parses a Go duration, also with a leading whole number of
+// days of 24 hours ("30d", "1d12h"), as pipeline YAML writes durations.
+func ParseDuration(s string) (time.Duration, error) { return parseDuration(s) }

@@ -247,6 +247,14 @@ func (v *validator) environmentSteps(i int, e Environment) {
 		steps []Step
 	}
 	lists := []list{{"gates.preflight", preflight}, {"steps", e.Steps}, {"verify", e.Verify}}
+	if e.Strategy != nil && e.Strategy.Canary != nil {
+		c := e.Strategy.Canary
+		lists = append(lists, list{"strategy.canary.setWeight", c.SetWeight})
+		for k, ph := range c.Phases {
+			lists = append(lists, list{fmt.Sprintf("strategy.canary.phases[%d].analysis", k), ph.Analysis})
+		}
+		v.canaryStrategy(fmt.Sprintf("environments[%d].strategy.canary", i), c)
+	}
 	slices.SortStableFunc(lists, func(a, b list) int {
 		al, ac := v.at(fmt.Sprintf("environments[%d].%s", i, a.field))
 		bl, bc := v.at(fmt.Sprintf("environments[%d].%s", i, b.field))
@@ -256,16 +264,49 @@ func (v *validator) environmentSteps(i int, e Environment) {
 		return ac - bc
 	})
 	for _, list := range lists {
+		names := seen
+		if strings.HasPrefix(list.field, "strategy.") {
+			// Each phase may run the same checks: names are unique within a list.
+			names = map[string]string{}
+		}
 		for j, st := range list.steps {
 			p := fmt.Sprintf("environments[%d].%s[%d]", i, list.field, j)
 			if v.name(p+".name", st.Name) {
-				if first, dup := seen[st.Name]; dup {
+				if first, dup := names[st.Name]; dup {
 					v.add(p+".name", "duplicate step %q in environment %q (first defined %s)", st.Name, e.Name, v.where(first))
 				} else {
-					seen[st.Name] = p + ".name"
+					names[st.Name] = p + ".name"
 				}
 			}
-			v.step(p, list.field, st)
+			kind := list.field
+			switch {
+			case kind == "strategy.canary.setWeight":
+				kind = "steps" // set-weight steps act
+			case strings.HasPrefix(kind, "strategy.canary.phases["):
+				kind = "verify" // a phase's analysis checks
+			}
+			v.step(p, kind, st)
+		}
+	}
+}
+
+// canaryStrategy checks a canary strategy's phases.
+func (v *validator) canaryStrategy(p string, c *CanaryStrategy) {
+	if len(c.SetWeight) == 0 {
+		v.add(p+".setWeight", "at least one step is required: the steps that route FERRY_CANARY_WEIGHT percent of traffic to the release")
+	}
+	if len(c.Phases) == 0 {
+		v.add(p+".phases", "at least one phase is required")
+	}
+	for k, ph := range c.Phases {
+		q := fmt.Sprintf("%s.phases[%d]", p, k)
+		if ph.Weight < 0 || ph.Weight > 100 {
+			v.add(q+".weight", "must be between 0 and 100, got %d", ph.Weight)
+		}
+		if ph.Pause != "" && ph.Pause != "manual" {
+			if d, err := ParseDuration(ph.Pause); err != nil || d <= 0 {
+				v.add(q+".pause", "want a positive duration (5m, 1h) or manual, got %q", ph.Pause)
+			}
 		}
 	}
 }
@@ -277,17 +318,17 @@ func (v *validator) step(p, list string, st Step) {
 	for _, k := range []struct {
 		name string
 		set  bool
-	}{{"exec", st.Exec != nil}, {"http", st.HTTP != nil}, {"prometheus", st.Prometheus != nil}, {"web", st.Web != nil}} {
+	}{{"exec", st.Exec != nil}, {"http", st.HTTP != nil}, {"prometheus", st.Prometheus != nil}, {"web", st.Web != nil}, {"canary", st.Canary != nil}} {
 		if k.set {
 			kinds = append(kinds, k.name)
 		}
 	}
 	switch len(kinds) {
 	case 0:
-		v.add(p, "one of exec, http, prometheus or web is required")
+		v.add(p, "one of exec, http, prometheus, web or canary is required")
 	case 1:
 	default:
-		v.add(p, "%s are mutually exclusive: set exactly one of exec, http, prometheus or web",
+		v.add(p, "%s are mutually exclusive: set exactly one of exec, http, prometheus, web or canary",
 			strings.Join(kinds[:len(kinds)-1], ", ")+" and "+kinds[len(kinds)-1])
 	}
 	if st.Exec != nil {
@@ -309,6 +350,12 @@ func (v *validator) step(p, list string, st Step) {
 	}
 	if st.Web != nil {
 		v.web(p+".web", st.Web)
+	}
+	if st.Canary != nil {
+		if list != "verify" {
+			v.add(p+".canary", "a canary check judges a deployed canary: put it under verify")
+		}
+		v.canary(p+".canary", st.Canary)
 	}
 	if st.Retries < 0 || st.Retries > maxRetries {
 		v.add(p+".retries", "must be between 0 and %d, got %d", maxRetries, st.Retries)
@@ -678,7 +725,11 @@ func (v *validator) interpolate(path, template string) (string, bool) {
 	}
 	out, err := analysis.Interpolate(template, vars)
 	if err != nil {
-		v.add(path, "%s", strings.TrimPrefix(err.Error(), "interpolate: "))
+		msg := strings.TrimPrefix(err.Error(), "interpolate: ")
+		if rest, ok := strings.CutPrefix(msg, "no value for "); ok {
+			msg = "unknown variable " + rest + " (${baseline} is known only in canary checks)"
+		}
+		v.add(path, "%s", msg)
 		return "", false
 	}
 	return out, true
@@ -688,6 +739,111 @@ func (v *validator) interpolate(path, template string) (string, bool) {
 func absoluteHTTP(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// canaryVars are the placeholders a canary query may use.
+var canaryVars = map[string]string{"environment": "x", "pipeline": "x", "release": "x", "baseline": "x", "promotion": "x"}
+
+// canaryDirections are the values of CanaryMetric.Direction.
+var canaryDirections = []string{"increase", "decrease", "either"}
+
+func (v *validator) canary(p string, c *CanaryCheck) {
+	if c.Prometheus == "" {
+		v.add(p+".prometheus", "required")
+	} else if !absoluteHTTP(c.Prometheus) {
+		v.add(p+".prometheus", "invalid URL %q: must be an absolute http or https URL", c.Prometheus)
+	}
+	for _, f := range []struct {
+		name string
+		d    Duration
+	}{{"window", c.Window}, {"step", c.Step}, {"delay", c.Delay}} {
+		if f.d < 0 {
+			v.add(p+"."+f.name, "must not be negative, got %s", f.d.D())
+		}
+	}
+	window, step := c.Window.D(), c.Step.D()
+	if window == 0 {
+		window = 10 * time.Minute
+	}
+	if step == 0 {
+		step = 30 * time.Second
+	}
+	if c.Window >= 0 && c.Step >= 0 && step >= window {
+		at := p + ".step"
+		if c.Step == 0 {
+			at = p + ".window"
+		}
+		v.add(at, "step (%s) must be shorter than window (%s)", step, window)
+	}
+	if len(c.Metrics) == 0 {
+		v.add(p+".metrics", "at least one metric is required")
+	}
+	seen := map[string]string{}
+	for i, m := range c.Metrics {
+		q := fmt.Sprintf("%s.metrics[%d]", p, i)
+		switch {
+		case strings.TrimSpace(m.Name) == "":
+			v.add(q+".name", "required")
+		case seen[m.Name] != "":
+			v.add(q+".name", "duplicate metric %q (first defined %s)", m.Name, v.where(seen[m.Name]))
+		default:
+			seen[m.Name] = q + ".name"
+		}
+		for _, f := range []struct{ field, query string }{{"baseline", m.Baseline}, {"canary", m.Canary}} {
+			path := q + "." + f.field
+			if strings.TrimSpace(f.query) == "" {
+				v.add(path, "required")
+				continue
+			}
+			if _, err := analysis.Interpolate(f.query, canaryVars); err != nil {
+				msg := strings.TrimPrefix(err.Error(), "interpolate: ")
+				if rest, ok := strings.CutPrefix(msg, "no value for "); ok {
+					msg = "unknown variable " + rest
+				}
+				if i := strings.Index(msg, " (known:"); i >= 0 {
+					msg = msg[:i]
+				}
+				if strings.HasPrefix(msg, "unknown variable") {
+					msg += " (a canary query may use ${environment}, ${pipeline}, ${release}, ${baseline} and ${promotion}; $${ writes ${)"
+				}
+				v.add(path, "%s", msg)
+			}
+		}
+		if m.Direction != "" && !slices.Contains(canaryDirections, m.Direction) {
+			v.add(q+".direction", "unknown value %q: use one of %s", m.Direction, strings.Join(canaryDirections, ", "))
+		}
+		if !(m.Weight >= 0) || math.IsInf(m.Weight, 1) {
+			v.add(q+".weight", "must be a finite number ≥ 0, got %v", m.Weight)
+		}
+		if !(m.EffectSize >= 0) || math.IsInf(m.EffectSize, 1) {
+			v.add(q+".effectSize", "must be a finite number ≥ 0, got %v", m.EffectSize)
+		}
+	}
+	pass, marginal := c.PassThreshold, c.MarginalThreshold
+	for _, f := range []struct {
+		name string
+		x    float64
+	}{{"passThreshold", pass}, {"marginalThreshold", marginal}} {
+		if !(f.x >= 0 && f.x <= 100) {
+			v.add(p+"."+f.name, "must be a score from 0 to 100, got %v", f.x)
+		}
+	}
+	if pass == 0 {
+		pass = 95
+	}
+	if marginal == 0 {
+		marginal = 75
+	}
+	if pass >= 0 && pass <= 100 && marginal >= 0 && marginal <= 100 && marginal > pass {
+		at := p + ".marginalThreshold"
+		if c.MarginalThreshold == 0 {
+			at = p + ".passThreshold"
+		}
+		v.add(at, "marginalThreshold (%v) must not be above passThreshold (%v)", marginal, pass)
+	}
+	if c.Alpha != 0 && !(c.Alpha > 0 && c.Alpha < 1) {
+		v.add(p+".alpha", "must be between 0 and 1 (exclusive), got %v", c.Alpha)
+	}
 }
 
 // budgetVars are the placeholders an error-budget query may use.

@@ -130,7 +130,7 @@ func TestValidate(t *testing.T) {
 			[]string{
 				`environments[0].verify[0].web.url: invalid URL "${environment}.example.com/api": must be an absolute http or https URL`,
 				`environments[0].verify[0].web.method: unknown method "FETCH": use one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS`,
-				"environments[0].verify[0].web.headers.X-Env: unknown variable ${artifact..digest} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${artifact.NAME.digest}; $${ writes ${)",
+				"environments[0].verify[0].web.headers.X-Env: unknown variable ${artifact..digest} (known: ${environment}, ${pipeline}, ${release}, ${promotion}, ${baseline}, ${artifact.NAME.digest}; $${ writes ${)",
 			},
 		},
 		"web check under steps": {
@@ -168,7 +168,7 @@ func TestValidate(t *testing.T) {
 			},
 			[]string{
 				`name: invalid name "Shop": use 1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
-				`environments[0].steps[0]: one of exec, http, prometheus or web is required`,
+				`environments[0].steps[0]: one of exec, http, prometheus, web or canary is required`,
 				`environments[1].after[0]: unknown environment "qa"`,
 			},
 		},
@@ -226,5 +226,70 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(in, names); got != want {
 			t.Errorf("suggest(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestParseCanary(t *testing.T) {
+	spec := parseFile(t, "testdata/valid/canary.yaml")
+	st := spec.Environments[0].Verify[0]
+	c := st.Canary
+	if st.Kind() != "canary" || c == nil || len(c.Metrics) != 3 || c.Window.D() != 10*time.Minute ||
+		c.Step.D() != 30*time.Second || c.Delay.D() != 2*time.Minute || c.PassThreshold != 90 ||
+		c.MarginalThreshold != 70 || c.Alpha != 0.01 {
+		t.Fatalf("canary %+v", c)
+	}
+	if m := c.Metrics[1]; m.Name != "latency" || m.Direction != "increase" || m.Weight != 2 || m.EffectSize != 0.1 || m.Critical {
+		t.Errorf("metric %+v", m)
+	}
+	if !c.Metrics[0].Critical {
+		t.Errorf("metric %+v: not critical", c.Metrics[0])
+	}
+}
+
+func TestCanaryStrategy(t *testing.T) {
+	src := `name: shop
+environments:
+  - name: prod
+    steps: [{name: deploy, exec: {run: "true"}}]
+    strategy:
+      canary:
+        setWeight: [{name: route, exec: {run: "true"}}]
+        phases:
+          - {weight: 5, pause: 5m, analysis: [{name: smoke, http: {url: "http://127.0.0.1/healthz"}}]}
+          - {weight: 50, pause: manual}
+          - {weight: 100}
+`
+	spec, err := Parse("p.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := spec.Environments[0].Strategy.Canary.CanaryItems()
+	var names []string
+	for _, it := range items {
+		names = append(names, it.Name)
+	}
+	want := "phase 1 (5%): route|phase 1 (5%): pause|phase 1 (5%): smoke|phase 2 (50%): route|phase 2 (50%): pause|phase 3 (100%): route"
+	if got := strings.Join(names, "|"); got != want {
+		t.Fatalf("items = %s", got)
+	}
+	if items[1].Pause != 5*time.Minute || !items[4].Manual || items[3].Weight != 50 {
+		t.Fatalf("items = %+v", items)
+	}
+
+	bad := strings.NewReplacer("weight: 50", "weight: 150", "pause: 5m", "pause: soon").Replace(src)
+	_, err = Parse("p.yaml", []byte(bad))
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("bad strategy: %v", err)
+	}
+	msg := ve.Error()
+	for _, w := range []string{"strategy.canary.phases[0].pause", "strategy.canary.phases[1].weight: must be between 0 and 100, got 150"} {
+		if !strings.Contains(msg, w) {
+			t.Errorf("errors lack %q:\n%s", w, msg)
+		}
+	}
+	checkUnder := strings.Replace(src, `setWeight: [{name: route, exec: {run: "true"}}]`, `setWeight: [{name: route, prometheus: {address: "http://p", query: "up", successCondition: "result > 0"}}]`, 1)
+	if _, err := Parse("p.yaml", []byte(checkUnder)); err == nil || !strings.Contains(err.Error(), "strategy.canary.setWeight[0].prometheus") {
+		t.Fatalf("a check as a set-weight step: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package promotion
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -108,5 +109,49 @@ func TestInconclusiveCheckPausesUntilResumed(t *testing.T) {
 		if a.Type == ActStopStep {
 			t.Fatal("abort of a paused promotion stops a step that is not running")
 		}
+	}
+}
+
+func TestCanaryPhases(t *testing.T) {
+	plan := Plan{
+		Deploy: []StepPlan{{Name: "deploy"}},
+		Canary: []StepPlan{
+			{Name: "phase 1 (5%): route"}, {Name: "phase 1 (5%): pause", Pause: time.Minute}, {Name: "phase 1 (5%): error-rate"},
+			{Name: "phase 2 (50%): route"}, {Name: "phase 2 (50%): pause", Manual: true},
+			{Name: "phase 3 (100%): route"},
+		},
+		RollbackFirst: []StepPlan{{Name: "weight 0: route"}},
+		Verify:        []StepPlan{{Name: "smoke"}},
+		AutoRollback:  true,
+	}
+	p := Promotion{ID: "p", State: Deploying, Kind: KindPromote, RollbackID: "r0", RollbackVersion: "0.9", Cursor: Cursor{Phase: PhaseDeploy, Attempt: 1}}
+	r := mustApply(t, p, plan, Event{Type: EvStepSucceeded})
+	if c := r.Promotion.Cursor; c.Phase != PhaseCanary || c.Index != 0 || actionTypes(r)[0] != ActRunStep {
+		t.Fatalf("after deploy: %+v %v", c, actionTypes(r))
+	}
+	r = mustApply(t, r.Promotion, plan, Event{Type: EvStepSucceeded}) // weight 5 set: timed pause
+	if r.Promotion.WakeAt == nil || !r.Promotion.WakeAt.Equal(t0.Add(time.Minute)) || r.Promotion.Cursor.Index != 1 {
+		t.Fatalf("pause: %+v", r.Promotion)
+	}
+	r = mustApply(t, r.Promotion, plan, Event{Type: EvWake}) // the pause ends: the analysis runs
+	if c := r.Promotion.Cursor; c.Index != 2 || r.Promotion.WakeAt != nil || actionTypes(r)[0] != ActRunStep {
+		t.Fatalf("after the pause: %+v %v", c, actionTypes(r))
+	}
+	failed := mustApply(t, r.Promotion, plan, Event{Type: EvStepFailed, Reason: "error rate 7%"})
+	if failed.Promotion.State != RollingBack || failed.Promotion.Cursor.Phase != PhaseRollback || failed.Promotion.Cursor.Index != 0 {
+		t.Fatalf("analysis failure: %s %+v (the rollback starts by setting weight 0)", failed.Promotion.State, failed.Promotion.Cursor)
+	}
+	r = mustApply(t, r.Promotion, plan, Event{Type: EvStepSucceeded}) // analysis passed
+	r = mustApply(t, r.Promotion, plan, Event{Type: EvStepSucceeded}) // weight 50 set: manual pause
+	if r.Promotion.State != Paused || !strings.Contains(r.Promotion.Message, "ferry advance") {
+		t.Fatalf("manual pause: %s %q", r.Promotion.State, r.Promotion.Message)
+	}
+	r = mustApply(t, r.Promotion, plan, Event{Type: EvResume, Reason: "advanced by alice"})
+	if r.Promotion.State != Deploying || r.Promotion.Cursor.Index != 5 {
+		t.Fatalf("advanced: %s %+v", r.Promotion.State, r.Promotion.Cursor)
+	}
+	r = mustApply(t, r.Promotion, plan, Event{Type: EvStepSucceeded}) // 100%: verify
+	if r.Promotion.State != Verifying || r.Promotion.Cursor.Phase != PhaseVerify {
+		t.Fatalf("after the last phase: %s %+v", r.Promotion.State, r.Promotion.Cursor)
 	}
 }

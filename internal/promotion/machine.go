@@ -9,6 +9,10 @@ import (
 type StepPlan struct {
 	Name    string
 	Retries int
+	// Pause, for an item of a canary phase, waits this long instead of
+	// running a step; Manual waits in paused for a person (ferry advance).
+	Pause  time.Duration
+	Manual bool
 	// Backoff is the wait before the first retry; it doubles per retry up to MaxBackoff.
 	Backoff time.Duration
 }
@@ -20,14 +24,20 @@ type Plan struct {
 	// promotion failed with nothing deployed.
 	Preflight []StepPlan
 	Deploy    []StepPlan
-	Verify    []StepPlan
+	// Canary lists the canary strategy's items in order: each phase's
+	// set-weight steps, its pause, its analysis.
+	Canary []StepPlan
+	// RollbackFirst runs before the rollback's redeploy (set the canary weight back to 0).
+	RollbackFirst []StepPlan
+	Verify        []StepPlan
 	// AutoRollback redeploys the previous release when a step or check fails.
 	AutoRollback bool
 }
 
-// Rollback returns the steps run when rolling back: the deploy steps, then the checks.
+// Rollback returns the steps run when rolling back: RollbackFirst, the
+// deploy steps, then the checks.
 func (pl Plan) Rollback() []StepPlan {
-	return append(append([]StepPlan(nil), pl.Deploy...), pl.Verify...)
+	return append(append(append([]StepPlan(nil), pl.RollbackFirst...), pl.Deploy...), pl.Verify...)
 }
 
 // Steps returns the steps of a phase.
@@ -37,6 +47,8 @@ func (pl Plan) Steps(ph Phase) []StepPlan {
 		return pl.Preflight
 	case PhaseDeploy:
 		return pl.Deploy
+	case PhaseCanary:
+		return pl.Canary
 	case PhaseVerify:
 		return pl.Verify
 	case PhaseRollback:
@@ -282,7 +294,7 @@ func (m *machine) apply(ev Event) error {
 		if ev.Type == EvResume {
 			back := Verifying
 			switch m.p.Cursor.Phase {
-			case PhasePreflight, PhaseDeploy:
+			case PhasePreflight, PhaseDeploy, PhaseCanary:
 				back = Deploying
 			case PhaseRollback:
 				back = RollingBack
@@ -323,11 +335,38 @@ func (m *machine) apply(ev Event) error {
 				break
 			}
 			m.p.WakeAt = nil
+			if m.current().Pause > 0 {
+				m.stepSucceeded() // the canary pause is over
+				return nil
+			}
 			m.acts = append(m.acts, Action{Type: ActRunStep, Cursor: m.p.Cursor})
 			return nil
 		}
 	}
 	return m.invalid(ev.Type)
+}
+
+// current returns the plan of the item at the cursor.
+func (m *machine) current() StepPlan {
+	steps := m.plan.Steps(m.p.Cursor.Phase)
+	if c := m.p.Cursor.Index; c >= 0 && c < len(steps) {
+		return steps[c]
+	}
+	return StepPlan{}
+}
+
+// startCursor starts the item at the cursor: a step to run, or a canary
+// pause, timed or waiting for a person.
+func (m *machine) startCursor() {
+	it := m.current()
+	switch {
+	case it.Manual:
+		m.to(Paused, fmt.Sprintf("%s: waiting for ferry advance", it.Name))
+	case it.Pause > 0:
+		m.wait(m.now.Add(it.Pause), fmt.Sprintf("%s: pausing %s", it.Name, it.Pause))
+	default:
+		m.acts = append(m.acts, Action{Type: ActRunStep, Cursor: m.p.Cursor})
+	}
 }
 
 // wait sets the promotion's timer: the engine reports EvWake at t.
@@ -344,7 +383,7 @@ func (m *machine) enterPhase(ph Phase, reason string) {
 		switch ph {
 		case PhasePreflight:
 			m.to(Deploying, reason)
-		case PhaseDeploy:
+		case PhaseDeploy, PhaseCanary:
 			if m.p.State != Deploying {
 				m.to(Deploying, reason)
 			}
@@ -355,7 +394,7 @@ func (m *machine) enterPhase(ph Phase, reason string) {
 		}
 		if len(m.plan.Steps(ph)) > 0 {
 			m.p.Cursor = Cursor{Phase: ph, Index: 0, Attempt: 1}
-			m.acts = append(m.acts, Action{Type: ActRunStep, Cursor: m.p.Cursor})
+			m.startCursor()
 			return
 		}
 		switch ph {
@@ -363,6 +402,9 @@ func (m *machine) enterPhase(ph Phase, reason string) {
 			ph = PhaseDeploy
 			continue
 		case PhaseDeploy:
+			ph = PhaseCanary
+			continue
+		case PhaseCanary:
 			ph, reason = PhaseVerify, "no deploy steps: verifying"
 			continue
 		case PhaseVerify:
@@ -379,7 +421,7 @@ func (m *machine) stepSucceeded() {
 	steps := m.plan.Steps(c.Phase)
 	if c.Index+1 < len(steps) {
 		m.p.Cursor = Cursor{Phase: c.Phase, Index: c.Index + 1, Attempt: 1}
-		m.acts = append(m.acts, Action{Type: ActRunStep, Cursor: m.p.Cursor})
+		m.startCursor()
 		return
 	}
 	switch c.Phase {
@@ -387,7 +429,14 @@ func (m *machine) stepSucceeded() {
 		m.p.Message = "preflight checks passed: deploying"
 		m.enterPhase(PhaseDeploy, m.p.Message)
 	case PhaseDeploy:
+		if len(m.plan.Canary) > 0 {
+			m.p.Message = "deploy steps succeeded: canary phases"
+			m.enterPhase(PhaseCanary, m.p.Message)
+			return
+		}
 		m.enterPhase(PhaseVerify, "deploy steps succeeded: verifying")
+	case PhaseCanary:
+		m.enterPhase(PhaseVerify, "canary phases succeeded: verifying")
 	case PhaseVerify:
 		m.to(Succeeded, "all steps and checks succeeded")
 	case PhaseRollback:

@@ -72,9 +72,12 @@ type Phase string
 // The phases of a promotion.
 const (
 	PhasePreflight Phase = "preflight"
-	PhaseDeploy    Phase = "deploy"
-	PhaseVerify    Phase = "verify"
-	PhaseRollback  Phase = "rollback"
+	// PhaseCanary runs the canary strategy's phases: set a traffic weight,
+	// pause, analyse — after the deploy steps, before the checks.
+	PhaseCanary   Phase = "canary"
+	PhaseDeploy   Phase = "deploy"
+	PhaseVerify   Phase = "verify"
+	PhaseRollback Phase = "rollback"
 )
 
 // Cursor points at the step a promotion is running or about to run.

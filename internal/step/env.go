@@ -28,6 +28,7 @@ const (
 	EnvIdempotencyKey = "FERRY_IDEMPOTENCY_KEY"
 	EnvArtifacts      = "FERRY_ARTIFACTS"
 	EnvTraceParent    = "TRACEPARENT"
+	EnvCanaryWeight   = "FERRY_CANARY_WEIGHT"
 )
 
 // MissingSecretError reports a variable named in a step's secretEnv that the
@@ -113,6 +114,9 @@ func Environ(req Request, base []string) ([]string, error) {
 		prefix := "FERRY_ARTIFACT_" + ArtifactEnvName(a.Name)
 		e.set(prefix+"_URI", a.URI)
 		e.set(prefix+"_DIGEST", a.Digest)
+	}
+	if req.CanaryWeight != nil {
+		e.set(EnvCanaryWeight, strconv.Itoa(*req.CanaryWeight))
 	}
 	if req.TraceParent != "" {
 		e.set(EnvTraceParent, req.TraceParent)

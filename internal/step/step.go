@@ -18,11 +18,15 @@ type Request struct {
 	Pipeline    string
 	Environment string
 	// Release is the release being deployed (the rollback target during a rollback).
-	Release release.Release
+	Release  release.Release
+	Baseline string // version running before the promotion (canary checks' ${baseline})
 	// Rollback is true while restoring an earlier release (FERRY_ROLLBACK=1).
 	Rollback bool
-	Phase    promotion.Phase
-	Step     pipeline.Step
+	// CanaryWeight is, for a canary's set-weight steps, the percentage of
+	// traffic to route to the release (FERRY_CANARY_WEIGHT).
+	CanaryWeight *int
+	Phase        promotion.Phase
+	Step         pipeline.Step
 	// Attempt is 1-based and increases across retries and restarts.
 	Attempt int
 	// IdempotencyKey is the same for every attempt of this step of this promotion.

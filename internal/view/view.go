@@ -52,6 +52,8 @@ type Promotion struct {
 	Approvals []promotion.Approval `json:"approvals,omitempty"`
 	// Review is the after-the-fact review of an expedited or break-glass promotion.
 	Review *promotion.Review `json:"review,omitempty"`
+	// Canary is where a canary strategy stands: its phase and traffic weight.
+	Canary *Canary `json:"canary,omitempty"`
 	// Message explains the current state.
 	Message     string       `json:"message,omitempty"`
 	Steps       []Step       `json:"steps"`
@@ -165,4 +167,14 @@ type Plan struct {
 	Preflight []string `json:"preflight,omitempty"`
 	// Queue counts the unfinished promotions into the environment now.
 	Queue int `json:"queue"`
+}
+
+// Canary is the progress of a canary strategy.
+type Canary struct {
+	// Phase is the current phase, 1-based; 0 before the first.
+	Phase int `json:"phase"`
+	// Phases counts the strategy's phases.
+	Phases int `json:"phases"`
+	// Weight is the traffic percentage of the current phase.
+	Weight int `json:"weight"`
 }

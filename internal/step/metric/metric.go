@@ -1,4 +1,5 @@
-// Package metric runs metric checks: steps whose prometheus or web is set.
+// Package metric runs metric checks: steps whose prometheus, web or canary
+// is set.
 // A check measures a query (or a JSON endpoint) repeatedly with the analysis
 // package and succeeds, fails or ends inconclusive by its conditions and
 // limits.
@@ -33,7 +34,7 @@ import (
 // Prefix starts every measurement line of a check's output.
 const Prefix = "measurement "
 
-// Driver runs Prometheus and web checks.
+// Driver runs Prometheus, web and canary checks.
 type Driver struct {
 	// Client makes the queries; nil means a new client. The check's timeout
 	// bounds each query either way.
@@ -132,8 +133,8 @@ func valueString(v any) string {
 }
 
 // Variables returns the values a check's query, URL, headers and body may
-// use: environment, pipeline, release (the version), promotion and
-// artifact.NAME.digest for each artifact of the release. Empty values are
+// use: environment, pipeline, release (the version), promotion, baseline
+// (the version running before the promotion) and artifact.NAME.digest for each artifact of the release. Empty values are
 // left out, so that using them is an error rather than an empty string.
 func Variables(req step.Request) map[string]string {
 	vars := map[string]string{}
@@ -150,6 +151,7 @@ func Variables(req step.Request) map[string]string {
 	set("pipeline", pipelineName)
 	set("release", req.Release.Version)
 	set("promotion", req.PromotionID)
+	set("baseline", req.Baseline)
 	for _, a := range req.Release.Artifacts {
 		set("artifact."+a.Name+".digest", a.Digest)
 	}
@@ -284,8 +286,11 @@ func (t *tally) add(m Measurement) {
 // fails with a message such as
 // "error-rate: 2 of 10 measurements failed (limit 1): last value 0.07 (result > 0.05)";
 // an inconclusive one has Inconclusive set. When ctx ends first, the Result
-// is Interrupted.
+// is Interrupted. A canary check is judged instead (see runCanary).
 func (d Driver) Run(ctx context.Context, req step.Request) step.Result {
+	if req.Step.Canary != nil {
+		return d.runCanary(ctx, req)
+	}
 	out := req.Output
 	if out == nil {
 		out = io.Discard
