@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -298,22 +299,32 @@ func printLogs(w io.Writer, chunks []view.LogChunk) error {
 	return nil
 }
 
-func newAbortCommand(g *globals) *cobra.Command {
+// reasonAction describes a command that acts on one promotion with a reason:
+// abort, resume, advance.
+type reasonAction struct {
+	use, short, long, example string
+	// defaultReason, when set, makes --reason optional.
+	defaultReason string
+	do            func(c *client.Client, ctx context.Context, id, reason string) (*view.Promotion, error)
+}
+
+func newReasonCommand(g *globals, a reasonAction) *cobra.Command {
 	var reason string
 	cmd := &cobra.Command{
-		Use:     "abort ID --reason TEXT",
-		Short:   "Abort a promotion that has not ended",
-		Example: `  ferry abort 0193a8c2-… --reason "wrong build"`,
-		Args:    exactArgs("ID"),
+		Use: a.use, Short: a.short, Long: a.long, Example: a.example,
+		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(reason) == "" {
-				return usageErrorf("--reason must not be empty")
+				if a.defaultReason == "" {
+					return usageErrorf("--reason must not be empty")
+				}
+				reason = a.defaultReason
 			}
 			c, err := g.client()
 			if err != nil {
 				return err
 			}
-			p, err := c.Abort(cmd.Context(), args[0], reason)
+			p, err := a.do(c, cmd.Context(), args[0], reason)
 			if err != nil {
 				return err
 			}
@@ -323,71 +334,41 @@ func newAbortCommand(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log (required)")
-	_ = cmd.MarkFlagRequired("reason")
+	if a.defaultReason == "" {
+		cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log (required)")
+		_ = cmd.MarkFlagRequired("reason")
+	} else {
+		cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log")
+	}
 	return cmd
+}
+
+func newAbortCommand(g *globals) *cobra.Command {
+	return newReasonCommand(g, reasonAction{
+		use: "abort ID --reason TEXT", short: "Abort a promotion that has not ended",
+		example: `  ferry abort 0193a8c2-… --reason "wrong build"`,
+		do:      (*client.Client).Abort,
+	})
 }
 
 func newResumeCommand(g *globals) *cobra.Command {
-	var reason string
-	cmd := &cobra.Command{
-		Use:   "resume ID --reason TEXT",
-		Short: "Resume a promotion paused by an inconclusive check",
-		Long: `Resume a promotion that an inconclusive check paused: the check counts as
+	return newReasonCommand(g, reasonAction{
+		use: "resume ID --reason TEXT", short: "Resume a promotion paused by an inconclusive check",
+		long: `Resume a promotion that an inconclusive check paused: the check counts as
 passed, because a person looked and decided, and the promotion goes on. To
 stop it instead, use ferry abort.`,
-		Example: `  ferry resume 0193a8c2-… --reason "error rate is flat on the dashboard"`,
-		Args:    exactArgs("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if strings.TrimSpace(reason) == "" {
-				return usageErrorf("--reason must not be empty")
-			}
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			p, err := c.Resume(cmd.Context(), args[0], reason)
-			if err != nil {
-				return err
-			}
-			return g.print(p, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "promotion %s: %s\n", p.ID, p.State)
-				return err
-			})
-		},
-	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log (required)")
-	_ = cmd.MarkFlagRequired("reason")
-	return cmd
+		example: `  ferry resume 0193a8c2-… --reason "error rate is flat on the dashboard"`,
+		do:      (*client.Client).Resume,
+	})
 }
 
 func newAdvanceCommand(g *globals) *cobra.Command {
-	var reason string
-	cmd := &cobra.Command{
-		Use:   "advance ID [--reason TEXT]",
-		Short: "Move a canary past a manual pause to its next phase",
-		Long: `Move a promotion whose canary phase waits at a manual pause (pause: manual)
+	return newReasonCommand(g, reasonAction{
+		use: "advance ID [--reason TEXT]", short: "Move a canary past a manual pause to its next phase",
+		long: `Move a promotion whose canary phase waits at a manual pause (pause: manual)
 on to its next phase. The advance is recorded in the audit log with the reason.`,
-		Example: `  ferry advance 0193a8c2-… --reason "5% looked healthy for an hour"`,
-		Args:    exactArgs("ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			if strings.TrimSpace(reason) == "" {
-				reason = "advance to the next canary phase"
-			}
-			p, err := c.Resume(cmd.Context(), args[0], reason)
-			if err != nil {
-				return err
-			}
-			return g.print(p, func(w io.Writer) error {
-				_, err := fmt.Fprintf(w, "promotion %s: %s\n", p.ID, p.State)
-				return err
-			})
-		},
-	}
-	cmd.Flags().StringVar(&reason, "reason", "", "why; recorded in the audit log")
-	return cmd
+		example:       `  ferry advance 0193a8c2-… --reason "5% looked healthy for an hour"`,
+		defaultReason: "advance to the next canary phase",
+		do:            (*client.Client).Resume,
+	})
 }
