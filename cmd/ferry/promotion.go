@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/client"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/step/metric"
+	"github.com/ferry-dev/ferry/internal/step/watch"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -129,13 +130,18 @@ func printMeasurements(w io.Writer, chunks []view.LogChunk) error {
 		lines := strings.Split(text, "\n")
 		partial[k] = lines[len(lines)-1]
 		for _, l := range lines[:len(lines)-1] {
+			name := k.phase + "/" + k.step
+			if check, rest, ok := watch.SplitLine(l); ok && k.phase == string(promotion.PhaseWatch) {
+				// A watch window's checks share its output, each line named.
+				name, l = k.phase+"/"+check, rest
+			}
 			if m, ok := metric.ParseMeasurement(l); ok {
 				value := "no data"
 				if m.Value != nil {
 					b, _ := json.Marshal(m.Value)
 					value = string(b)
 				}
-				rows = append(rows, []any{k.phase + "/" + k.step, k.attempt, formatTime(m.At), value, m.Verdict, orDash(m.Error)})
+				rows = append(rows, []any{name, k.attempt, formatTime(m.At), value, m.Verdict, orDash(m.Error)})
 			}
 		}
 	}
@@ -189,11 +195,33 @@ func printPromotion(w io.Writer, p *view.Promotion) error {
 	if p.WakeAt != nil {
 		row(tw, "Continues at:", formatTimePtr(p.WakeAt))
 	}
+	if p.Watch != nil {
+		state := "ended"
+		if p.Watch.Open {
+			state = "open"
+		}
+		row(tw, "Watch:", fmt.Sprintf("%s, %s to %s (%s)", state, formatTime(p.Watch.StartedAt), formatTime(p.Watch.Until), p.Watch.For))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if err := printGatesAndApprovals(w, p); err != nil {
 		return err
+	}
+	if len(p.Alerts) > 0 {
+		fmt.Fprintln(w, "\nAlerts:")
+		tw = newTable(w)
+		row(tw, "AT", "ALERTS", "ROLLED BACK", "GROUP")
+		for _, a := range p.Alerts {
+			rolled := "no"
+			if a.RolledBack {
+				rolled = "yes"
+			}
+			row(tw, formatTime(a.At), a.Summary, rolled, a.GroupKey)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	if len(p.Transitions) > 0 {
 		fmt.Fprintln(w, "\nTransitions:")
@@ -353,10 +381,14 @@ func newAbortCommand(g *globals) *cobra.Command {
 
 func newResumeCommand(g *globals) *cobra.Command {
 	return newReasonCommand(g, reasonAction{
-		use: "resume ID --reason TEXT", short: "Resume a promotion paused by an inconclusive check",
+		use: "resume ID --reason TEXT", short: "Resume a promotion paused by an inconclusive check, or end a watch window early",
 		long: `Resume a promotion that an inconclusive check paused: the check counts as
 passed, because a person looked and decided, and the promotion goes on. To
-stop it instead, use ferry abort.`,
+stop it instead, use ferry abort.
+
+On a promotion that is watching (its post-promotion watch window is open),
+resume ends the window early: the promotion succeeds now, and the
+environment is free for the next one.`,
 		example: `  ferry resume 0193a8c2-… --reason "error rate is flat on the dashboard"`,
 		do:      (*client.Client).Resume,
 	})

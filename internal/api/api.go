@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/alert"
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -45,6 +46,9 @@ type Service interface {
 	Status(ctx context.Context, pipeline string) (*view.Status, error)
 	History(ctx context.Context, pipeline, env string, limit int) ([]view.Promotion, error)
 	Audit(ctx context.Context, f store.AuditFilter) ([]audit.Event, error)
+	// ReceiveAlerts records an Alertmanager notification's firing alerts on
+	// the promotions they concern, rolling back where environments say so.
+	ReceiveAlerts(ctx context.Context, actor string, m *alert.Message) (*view.AlertReport, error)
 	// Cluster lists the live replicas sharing the store, each with the
 	// promotions it drives.
 	Cluster(ctx context.Context) ([]view.Replica, error)
@@ -238,6 +242,7 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/api/v1/plan", s.getPlan, planTarget},
 
 		{http.MethodPost, "/api/v1/rollbacks", s.rollback, rollback},
+		{http.MethodPost, "/api/v1/alerts/alertmanager", s.receiveAlertmanager, global(auth.ActionReceiveAlerts)},
 
 		{http.MethodGet, "/api/v1/audit", s.listAudit, s.auditTarget},
 

@@ -82,6 +82,11 @@ var expectations = map[need]map[auth.Role]string{
 		auth.RoleViewer: ".....", auth.RoleReleaser: ".....", auth.RolePromoter: ".....",
 		auth.RoleApprover: ".....", auth.RoleAdmin: "YY.Y.",
 	},
+	// Roll back anywhere: the Alertmanager receiver, whose alerts may concern any environment.
+	"promote-global": {
+		auth.RoleViewer: ".....", auth.RoleReleaser: ".....", auth.RolePromoter: "Y....",
+		auth.RoleApprover: ".....", auth.RoleAdmin: "Y....",
+	},
 	// The whole audit trail and token management.
 	"admin-global": {
 		auth.RoleViewer: ".....", auth.RoleReleaser: ".....", auth.RolePromoter: ".....",
@@ -98,7 +103,8 @@ var expectations = map[need]map[auth.Role]string{
 var missingRole = map[need]auth.Role{
 	"view-global": auth.RoleViewer, "view-pipeline": auth.RoleViewer, "view-env": auth.RoleViewer,
 	"create-release": auth.RoleReleaser, "apply-pipeline": auth.RoleAdmin, "promote-env": auth.RolePromoter,
-	"review-env": auth.RoleAdmin, "admin-global": auth.RoleAdmin, "approve-env": auth.RoleApprover,
+	"promote-global": auth.RolePromoter,
+	"review-env":     auth.RoleAdmin, "admin-global": auth.RoleAdmin, "approve-env": auth.RoleApprover,
 }
 
 // matrixCase is one request of the matrix. Its route is "METHOD pattern".
@@ -140,6 +146,8 @@ func matrixCases(promotionID string) []matrixCase {
 		{"GET /api/v1/reviews", "/api/v1/reviews", "", "admin-global"},
 		{"GET /api/v1/plan", "/api/v1/plan?pipeline=shop&release=1.0.0&environment=dev", "", "view-env"},
 		{"POST /api/v1/rollbacks", "/api/v1/rollbacks", `{"pipeline":"shop","environment":"dev","reason":"matrix"}`, "promote-env"},
+		{"POST /api/v1/alerts/alertmanager", "/api/v1/alerts/alertmanager",
+			`{"version":"4","groupKey":"{}:{alertname=\"X\"}","status":"firing","receiver":"ferry","alerts":[]}`, "promote-global"},
 		{"GET /api/v1/audit", "/api/v1/audit", "", "admin-global"},
 		{"GET /api/v1/audit", "/api/v1/audit?promotion=" + promotionID, "", "review-env"},
 		{"GET /api/v1/cluster", "/api/v1/cluster", "", "view-global"},

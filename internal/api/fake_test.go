@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/alert"
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -227,6 +228,14 @@ func (f *fakeService) Resume(_ context.Context, actor, id, _ string) (*view.Prom
 		return nil, f.err
 	}
 	return testPromotion(id, 2, promotion.Verifying), nil
+}
+
+func (f *fakeService) ReceiveAlerts(_ context.Context, actor string, m *alert.Message) (*view.AlertReport, error) {
+	f.record("ReceiveAlerts", actor)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &view.AlertReport{Targets: []view.AlertTarget{}}, nil
 }
 
 func (f *fakeService) PendingApprovals(_ context.Context, who auth.Principal) ([]view.Promotion, error) {

@@ -209,6 +209,16 @@ func openAPIDocument(version string) object {
 					ok:     object{"201": jsonResponse("The rollback promotion was created.", schemaRef("Promotion"))},
 					errors: []int{400, 404, 409, 422}}.build(),
 			},
+			"/api/v1/alerts/alertmanager": object{
+				"post": operation{id: "receiveAlertmanager", tag: "verification", summary: "Receive an Alertmanager webhook notification",
+					description: "Point an Alertmanager webhook receiver here with a bearer token that may roll back in every pipeline. " +
+						"Firing alerts labelled ferry_pipeline and ferry_environment, or matching an environment's alerts.matchers, are " +
+						"recorded on the promotion verifying or watching there — one entry per alert group, repeats change nothing — " +
+						"and roll it back where the environment sets alerts.rollback.",
+					body:   "AlertmanagerMessage",
+					ok:     object{"200": jsonResponse("What was done for each environment the alerts concern.", schemaRef("AlertReport"))},
+					errors: []int{400, 413}}.build(),
+			},
 			"/api/v1/audit": object{
 				"get": operation{id: "listAudit", tag: "audit", summary: "List audit events in sequence order",
 					params: []object{
@@ -455,7 +465,8 @@ func schemas() object {
 	return object{
 		"State": described(enum(promotion.States...), "The lifecycle state of a promotion."),
 		"Kind":  enum(promotion.KindPromote, promotion.KindRollback),
-		"Phase": enum(promotion.PhaseDeploy, promotion.PhaseVerify, promotion.PhaseRollback),
+		"Phase": enum(promotion.PhasePreflight, promotion.PhaseDeploy, promotion.PhaseCanary, promotion.PhaseVerify,
+			promotion.PhaseWatch, promotion.PhaseRollback),
 		"Problem": structSchema([]string{"type", "title", "status", "code"}, false, object{
 			"type":     described(object{"type": "string", "format": "uri"}, "Identifies the kind of problem; its address documents it."),
 			"title":    stringSchema(),
@@ -515,6 +526,10 @@ func schemas() object {
 			"rollback":    structSchema(nil, false, object{"automatic": object{"type": "boolean"}}),
 			"gates":       described(object{"type": "object"}, "The conditions that must hold before a release deploys here; see docs/pipeline.md."),
 			"strategy":    described(object{"type": "object"}, "How a release takes traffic: a canary strategy's phases; see docs/pipeline.md."),
+			"watch": described(object{"type": "object"}, "A post-promotion watch window: checks that keep running for a while after the "+
+				"promotion's checks passed, rolling back on a failure; see docs/pipeline.md."),
+			"alerts": described(object{"type": "object"}, "Which Alertmanager alerts concern the environment (matchers) and whether "+
+				"a firing one rolls back the promotion verifying or watching there; see docs/pipeline.md."),
 		}),
 		"Status": structSchema([]string{"pipeline", "revision", "environments"}, false, object{
 			"pipeline":     stringSchema(),
@@ -653,6 +668,44 @@ func schemas() object {
 			"canary": described(object{"type": "object", "properties": object{
 				"phase": object{"type": "integer"}, "phases": object{"type": "integer"}, "weight": object{"type": "integer"}}},
 				"Where a canary strategy stands: its current phase (1-based), how many phases it has, and the traffic weight."),
+			"watch": described(structSchema([]string{"for", "startedAt", "until", "open"}, false, object{
+				"for":       described(stringSchema(), "The window's length, such as 30m0s."),
+				"startedAt": dateTime(),
+				"until":     dateTime(),
+				"open":      described(object{"type": "boolean"}, "True while the promotion is watching."),
+			}), "The post-promotion watch window, once it started."),
+			"alerts": described(arrayOf(schemaRef("Alert")), "The alert groups recorded on the promotion, one entry per group."),
+		}),
+		"Alert": structSchema([]string{"key", "groupKey", "summary", "at", "rolledBack"}, false, object{
+			"key":        described(stringSchema(), "Identifies the alert group for this environment; Alertmanager's repeats of the group share it."),
+			"groupKey":   stringSchema(),
+			"summary":    described(stringSchema(), "The firing alerts on one line."),
+			"at":         dateTime(),
+			"rolledBack": described(object{"type": "boolean"}, "True when the alert rolled the promotion back."),
+		}),
+		"AlertmanagerMessage": described(structSchema([]string{"version", "groupKey", "truncatedAlerts", "status", "receiver",
+			"groupLabels", "commonLabels", "commonAnnotations", "externalURL", "alerts"}, false, object{
+			"version":           described(stringSchema(), "The payload version; only 4 is accepted."),
+			"groupKey":          described(stringSchema(), "Identifies the alert group; Ferry records one entry per group and environment."),
+			"truncatedAlerts":   object{"type": "integer"},
+			"status":            object{"type": "string", "enum": []string{"firing", "resolved"}},
+			"receiver":          stringSchema(),
+			"groupLabels":       stringMap,
+			"commonLabels":      stringMap,
+			"commonAnnotations": stringMap,
+			"externalURL":       stringSchema(),
+			"alerts":            arrayOf(object{"type": "object"}),
+		}), "Alertmanager's webhook payload, exactly as Alertmanager sends it (webhook_configs); fields Ferry does not read are ignored. See docs/api.md."),
+		"AlertReport": structSchema([]string{"targets"}, false, object{
+			"targets": arrayOf(schemaRef("AlertTarget")),
+		}),
+		"AlertTarget": structSchema([]string{"pipeline", "environment", "alerts", "outcome"}, false, object{
+			"pipeline":    stringSchema(),
+			"environment": stringSchema(),
+			"alerts":      described(object{"type": "integer"}, "How many firing alerts of the notification concern the environment."),
+			"promotionId": described(stringSchema(), "The promotion verifying or watching there, if any."),
+			"outcome":     object{"type": "string", "enum": []string{"recorded", "duplicate", "rolled_back", "ignored"}},
+			"reason":      described(stringSchema(), "Why an ignored target was ignored."),
 		}),
 		"Step": structSchema([]string{"name", "phase", "index", "state", "attempts", "exitCode"}, false, object{
 			"name":       stringSchema(),

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferry-dev/ferry/internal/alert"
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -237,6 +238,10 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"CommentRequest":       {commentRequest{}, true},
 		"GateEvaluation":       {promotion.GateEvaluation{}, false},
 		"Plan":                 {view.Plan{}, false},
+		"Alert":                {view.Alert{}, false},
+		"AlertReport":          {view.AlertReport{}, false},
+		"AlertmanagerMessage":  {alert.Message{}, false},
+		"AlertTarget":          {view.AlertTarget{}, false},
 		"Grant":                {auth.Grant{}, true},
 		"CreateTokenRequest":   {createTokenRequest{}, true},
 		"Token":                {tokenInfo{}, false},

@@ -45,6 +45,10 @@ const (
 	// resource, and acknowledges the break-glass overrides recorded in it.
 	// Needs admin on the resource.
 	ActionReview Action = "review"
+	// ActionReceiveAlerts delivers Alertmanager notifications, which may
+	// roll back a promotion in any environment. Needs promoter on the
+	// global scope.
+	ActionReceiveAlerts Action = "receive-alerts"
 )
 
 // Actions returns every action.
@@ -52,7 +56,7 @@ func Actions() []Action {
 	return []Action{
 		ActionView, ActionApplyPipeline, ActionCreateRelease,
 		ActionPromote, ActionAbort, ActionRollback, ActionApprove,
-		ActionOverrideWindow, ActionManageTokens, ActionReview,
+		ActionOverrideWindow, ActionManageTokens, ActionReview, ActionReceiveAlerts,
 	}
 }
 
@@ -92,6 +96,8 @@ func (a Action) Requirement() (role Role, level Level, ok bool) {
 		return RoleAdmin, LevelEnvironment, true
 	case ActionManageTokens:
 		return RoleAdmin, LevelGlobal, true
+	case ActionReceiveAlerts:
+		return RolePromoter, LevelGlobal, true
 	case ActionReview:
 		return RoleAdmin, LevelAny, true
 	}
@@ -123,6 +129,8 @@ func (a Action) describe(target Scope) string {
 		return "override the deployment window of " + t
 	case ActionManageTokens:
 		return "manage tokens"
+	case ActionReceiveAlerts:
+		return "deliver alerts, which may roll back any environment"
 	case ActionReview:
 		if target.IsGlobal() {
 			return "review the global audit trail"

@@ -75,6 +75,11 @@ manage-tokens    *          releaser   -  -     -      -          -             
 manage-tokens    *          promoter   -  -     -      -          -             -
 manage-tokens    *          approver   -  -     -      -          -             -
 manage-tokens    *          admin      Y  -     -      -          -             -
+receive-alerts   *          viewer     -  -     -      -          -             -
+receive-alerts   *          releaser   -  -     -      -          -             -
+receive-alerts   *          promoter   Y  -     -      -          -             -
+receive-alerts   *          approver   -  -     -      -          -             -
+receive-alerts   *          admin      Y  -     -      -          -             -
 review           *          viewer     -  -     -      -          -             -
 review           *          releaser   -  -     -      -          -             -
 review           *          promoter   -  -     -      -          -             -
@@ -105,6 +110,7 @@ var neededRole = map[Action]string{
 	ActionOverrideWindow: "admin",
 	ActionManageTokens:   "admin",
 	ActionReview:         "admin",
+	ActionReceiveAlerts:  "promoter",
 }
 
 type matrixRow struct {

@@ -91,7 +91,8 @@ func (e *Engine) renew(ctx context.Context) {
 	if !e.fenced && now.Sub(e.lastRenew) > e.cfg.LeaseTTL/2 {
 		e.fenced = true
 		e.log.Error("leases about to expire: stopping running steps so that no step runs twice", "running", len(e.running))
-		for _, cancel := range e.running {
+		for _, r := range e.running {
+			cancel := r.cancel
 			cancel(errLeaseLost)
 		}
 	}
@@ -240,13 +241,8 @@ func (e *Engine) reap(ctx context.Context, r promotion.StepRun) error {
 func (e *Engine) handleMessage(msg string) {
 	switch {
 	case strings.HasPrefix(msg, msgStop):
-		id := strings.TrimPrefix(msg, msgStop)
-		e.mu.Lock()
-		cancel := e.running[id]
-		e.mu.Unlock()
-		if cancel != nil {
-			cancel(errAborted)
-		}
+		id, c := parseStopMessage(strings.TrimPrefix(msg, msgStop))
+		e.stopStep(id, c)
 	case strings.HasPrefix(msg, msgChanged):
 		ids := map[string]bool{}
 		for _, id := range strings.Split(strings.TrimPrefix(msg, msgChanged), ",") {

@@ -316,10 +316,13 @@ func (e *Engine) Resume(ctx context.Context, actor, id, reason string) (*view.Pr
 		if err != nil {
 			return notFound(err, "promotion %q", id)
 		}
-		if p.State != promotion.Paused {
-			return errorf(CodeConflict, "promotion %s is %s, not paused", id, p.State)
+		switch p.State {
+		case promotion.Paused:
+			return e.fire(t, actor, p, promotion.Event{Type: promotion.EvResume, Reason: "resumed by " + actor + ": " + reason})
+		case promotion.Watching:
+			return e.fire(t, actor, p, promotion.Event{Type: promotion.EvResume, Reason: "watch window ended early by " + actor + ": " + reason})
 		}
-		return e.fire(t, actor, p, promotion.Event{Type: promotion.EvResume, Reason: "resumed by " + actor + ": " + reason})
+		return errorf(CodeConflict, "promotion %s is %s: only a paused or watching promotion resumes", id, p.State)
 	})
 	if err != nil {
 		return nil, err

@@ -152,7 +152,7 @@ type Engine struct {
 	mu       sync.Mutex
 	stopping bool
 	started  bool
-	running  map[string]context.CancelCauseFunc // promotion ID → cancel of its running step
+	running  map[string]*runningStep // promotion ID → its running step
 	timers   map[string]timer
 	watchers map[string]chan struct{} // promotion ID → closed on change
 	anyWatch chan struct{}            // closed on any change
@@ -183,7 +183,7 @@ func New(cfg Config) (*Engine, error) {
 		compiled:  map[string]*gate.Programs{},
 		budgets:   map[string]*budgetEntry{},
 		releases:  map[string]*release.Release{},
-		running:   map[string]context.CancelCauseFunc{},
+		running:   map[string]*runningStep{},
 		timers:    map[string]timer{},
 		watchers:  map[string]chan struct{}{},
 		anyWatch:  make(chan struct{}),
@@ -360,8 +360,14 @@ func planFor(env pipeline.Environment) promotion.Plan {
 	for _, it := range rollbackFirst(env) {
 		pl.RollbackFirst = append(pl.RollbackFirst, promotion.StepPlan{Name: it.Name, Retries: it.Step.Retries, Backoff: it.Step.Backoff.D()})
 	}
+	if env.Watch != nil {
+		pl.Watch = []promotion.StepPlan{{Name: watchStepName}}
+	}
 	return pl
 }
+
+// watchStepName names the item of a promotion's watch window.
+const watchStepName = "watch"
 
 // canaryItems returns an environment's canary strategy, flattened.
 func canaryItems(env pipeline.Environment) []pipeline.CanaryItem {
@@ -402,6 +408,10 @@ func stepSpec(env pipeline.Environment, c promotion.Cursor) (pipeline.Step, bool
 // stepAt returns the step a cursor points at and, for a canary's steps, the
 // traffic weight it sets (FERRY_CANARY_WEIGHT); a canary pause is no step.
 func stepAt(env pipeline.Environment, c promotion.Cursor) (pipeline.Step, *int, bool) {
+	if c.Phase == promotion.PhaseWatch {
+		// The watch window is one item running all the watch's checks.
+		return pipeline.Step{Name: watchStepName}, nil, env.Watch != nil && c.Index == 0
+	}
 	var items []pipeline.CanaryItem
 	switch c.Phase {
 	case promotion.PhasePreflight:

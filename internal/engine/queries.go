@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/pipeline"
@@ -318,6 +319,20 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 		}
 	}
 	add(promotion.PhaseVerify, env.Verify)
+	if env.Watch != nil {
+		add(promotion.PhaseWatch, []pipeline.Step{{Name: watchStepName}})
+		var start *time.Time
+		for _, r := range runs {
+			if r.Phase == promotion.PhaseWatch && (start == nil || r.StartedAt.Before(*start)) {
+				st := r.StartedAt
+				start = &st
+			}
+		}
+		if start != nil {
+			v.Watch = &view.Watch{For: env.Watch.For.D().String(), StartedAt: *start, Until: start.Add(env.Watch.For.D()),
+				Open: p.State == promotion.Watching || p.State == promotion.Paused && p.Cursor.Phase == promotion.PhaseWatch}
+		}
+	}
 	if rollingBack || p.State == promotion.RollingBack || p.State == promotion.RolledBack || p.State == promotion.RollbackFailed {
 		addItems(promotion.PhaseRollback, append(append(rollbackFirst(env), plain(env.Steps)...), plain(env.Verify)...))
 	}
@@ -326,6 +341,9 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 	}
 	if v.Approvals, err = tx.Approvals(ctx, p.ID); err != nil {
 		return nil, fmt.Errorf("load approvals of %s: %w", p.ID, err)
+	}
+	if v.Alerts, err = promotionAlerts(ctx, tx, p.ID); err != nil {
+		return nil, err
 	}
 	events, err := tx.AuditEvents(ctx, store.AuditFilter{PromotionID: p.ID, Action: "promotion.transition"})
 	if err != nil {

@@ -95,12 +95,7 @@ func (e *Engine) afterCommit(t *txn) {
 		case effBudget:
 			e.measureBudget(ef.id, *ef.budget)
 		case effStopStep:
-			e.mu.Lock()
-			cancel := e.running[ef.id]
-			e.mu.Unlock()
-			if cancel != nil {
-				cancel(errAborted)
-			}
+			e.stopStep(ef.id, &ef.cursor)
 		}
 	}
 	if e.cfg.Transitioned != nil {
@@ -113,7 +108,8 @@ func (e *Engine) afterCommit(t *txn) {
 
 // Messages replicas send each other through the store.
 const (
-	// msgStop + ID: stop the running step of a promotion.
+	// msgStop + ID [+ " " + phase index attempt]: stop the running step of
+	// a promotion — that attempt only, when one is named.
 	msgStop = "stop "
 	// msgChanged + comma-separated IDs: these promotions changed.
 	msgChanged = "changed "
@@ -162,6 +158,7 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 	if !ok {
 		return fmt.Errorf("promotion %s: environment %s is not in pipeline %s revision %d", p.ID, p.Environment, p.Pipeline, p.Revision)
 	}
+	prev := p.Cursor // the step a stop action stops
 	res, err := promotion.Apply(*p, planFor(env), ev, t.now)
 	if err != nil {
 		return fmt.Errorf("promotion %s: %w", p.ID, err)
@@ -207,10 +204,10 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 			}
 		case promotion.ActStopStep:
 			// The step may run on another replica: tell every replica.
-			if err := t.tx.Notify(t.ctx, msgStop+p.ID); err != nil {
+			if err := t.tx.Notify(t.ctx, stopMessage(p.ID, prev)); err != nil {
 				return fmt.Errorf("notify stop of %s: %w", p.ID, err)
 			}
-			t.effects = append(t.effects, effect{kind: effStopStep, id: p.ID})
+			t.effects = append(t.effects, effect{kind: effStopStep, id: p.ID, cursor: prev})
 		case promotion.ActReleaseEnvironment:
 			pl, en := p.Pipeline, p.Environment
 			follow = append(follow, func() error { return e.startNext(t, pl, en) })
@@ -237,10 +234,13 @@ func (e *Engine) recordTransition(t *txn, actor string, p *promotion.Promotion, 
 		return err
 	}
 	var d *store.Deployment
-	switch tr.To {
-	case promotion.Succeeded:
+	switch {
+	case tr.To == promotion.Watching && tr.From != promotion.Paused,
+		tr.To == promotion.Succeeded && tr.From != promotion.Watching:
+		// The release runs in the environment from the moment its checks
+		// passed: a watch window watches it there.
 		d = &store.Deployment{ReleaseID: p.ReleaseID, ReleaseVersion: p.ReleaseVersion}
-	case promotion.RolledBack:
+	case tr.To == promotion.RolledBack:
 		d = &store.Deployment{ReleaseID: p.RollbackID, ReleaseVersion: p.RollbackVersion}
 	}
 	if d == nil {

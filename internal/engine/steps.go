@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
 	"github.com/ferry-dev/ferry/internal/step"
+	"github.com/ferry-dev/ferry/internal/step/watch"
 	"github.com/ferry-dev/ferry/internal/store"
 )
 
@@ -22,19 +25,63 @@ func (e *Engine) startStep(id string, c promotion.Cursor) {
 		return
 	}
 	ctx, cancel := context.WithCancelCause(e.stepCtx)
-	e.running[id] = cancel
+	self := &runningStep{cancel: cancel, cursor: c}
+	e.running[id] = self
 	e.steps.Add(1)
 	e.mu.Unlock()
 	go func() {
 		defer e.steps.Done()
 		defer func() {
 			e.mu.Lock()
-			delete(e.running, id)
+			// A promotion stopped by an alert may already run its next
+			// step (the rollback's first) while this one winds down.
+			if e.running[id] == self {
+				delete(e.running, id)
+			}
 			e.mu.Unlock()
 			cancel(nil)
 		}()
 		e.execStep(ctx, id, c)
 	}()
+}
+
+// runningStep is a step attempt running in this process.
+type runningStep struct {
+	cancel context.CancelCauseFunc
+	cursor promotion.Cursor
+}
+
+// stopStep stops the running step of promotion id: the attempt at c, or
+// whichever runs when c is nil.
+func (e *Engine) stopStep(id string, c *promotion.Cursor) {
+	e.mu.Lock()
+	r := e.running[id]
+	e.mu.Unlock()
+	if r == nil || c != nil && (r.cursor.Phase != c.Phase || r.cursor.Index != c.Index || r.cursor.Attempt != c.Attempt) {
+		return
+	}
+	r.cancel(errAborted)
+}
+
+// stopMessage is the message that stops the attempt at c of promotion id on
+// whichever replica runs it.
+func stopMessage(id string, c promotion.Cursor) string {
+	return fmt.Sprintf("%s%s %s %d %d", msgStop, id, c.Phase, c.Index, c.Attempt)
+}
+
+// parseStopMessage parses the body of a stop message: a promotion ID,
+// optionally followed by the attempt to stop.
+func parseStopMessage(body string) (string, *promotion.Cursor) {
+	f := strings.Fields(body)
+	if len(f) != 4 {
+		return strings.TrimSpace(body), nil
+	}
+	index, err1 := strconv.Atoi(f[2])
+	attempt, err2 := strconv.Atoi(f[3])
+	if err1 != nil || err2 != nil {
+		return f[0], nil
+	}
+	return f[0], &promotion.Cursor{Phase: promotion.Phase(f[1]), Index: index, Attempt: attempt}
 }
 
 // stepInput is what a step attempt needs from the store.
@@ -45,6 +92,9 @@ type stepInput struct {
 	weight  *int // FERRY_CANARY_WEIGHT of a canary's set-weight step
 	release *release.Release
 	run     promotion.StepRun
+	// watchUntil is, for the watch window, when it ends: its length after
+	// the start of its first attempt, so that a restart does not extend it.
+	watchUntil time.Time
 }
 
 func (e *Engine) loadStep(ctx context.Context, id string, c promotion.Cursor) (*stepInput, error) {
@@ -78,13 +128,21 @@ func (e *Engine) loadStep(ctx context.Context, id string, c promotion.Cursor) (*
 		if err != nil {
 			return fmt.Errorf("load step runs of %s: %w", id, err)
 		}
+		found := false
 		for _, r := range runs {
 			if r.Phase == c.Phase && r.Index == c.Index && r.Attempt == c.Attempt {
-				in.run = r
-				return nil
+				in.run, found = r, true
+			}
+			if r.Phase == promotion.PhaseWatch && env.Watch != nil {
+				if until := r.StartedAt.Add(env.Watch.For.D()); in.watchUntil.IsZero() || until.Before(in.watchUntil) {
+					in.watchUntil = until
+				}
 			}
 		}
-		return fmt.Errorf("no record of step %s[%d] attempt %d", c.Phase, c.Index, c.Attempt)
+		if !found {
+			return fmt.Errorf("no record of step %s[%d] attempt %d", c.Phase, c.Index, c.Attempt)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -102,6 +160,10 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 		return
 	}
 	driver, ok := e.cfg.Drivers[in.spec.Kind()]
+	if c.Phase == promotion.PhaseWatch {
+		driver, ok = watch.Window{Checks: in.env.Watch.Checks, Until: in.watchUntil,
+			Every: in.env.Watch.EveryOrDefault(), Drivers: e.cfg.Drivers, Now: e.cfg.Now}, true
+	}
 	if !ok {
 		e.finishStep(bg, id, c, step.Result{Message: fmt.Sprintf("no driver for step kind %q", in.spec.Kind())})
 		return

@@ -36,6 +36,52 @@ type Environment struct {
 	Gates *Gates `yaml:"gates,omitempty" json:"gates,omitempty"`
 	// Strategy is how a release takes traffic: all at once (none), or in canary phases.
 	Strategy *Strategy `yaml:"strategy,omitempty" json:"strategy,omitempty"`
+	// Watch keeps checking for a while after the checks passed; a failure
+	// rolls the environment back.
+	Watch *Watch `yaml:"watch,omitempty" json:"watch,omitempty"`
+	// Alerts says which Alertmanager alerts concern the environment and
+	// whether a firing one rolls back the promotion verifying or watching there.
+	Alerts *Alerts `yaml:"alerts,omitempty" json:"alerts,omitempty"`
+}
+
+// Watch is a post-promotion watch window: after the verify checks pass, the
+// promotion is watching — the release runs in the environment and Checks
+// keep running until For has passed. A failing check (or a firing alert,
+// see Alerts) rolls the environment back to the release it replaced.
+type Watch struct {
+	// For is how long the window lasts, counted from its start.
+	For Duration `yaml:"for" json:"for"`
+	// Every is the wait between two runs of an exec or http check. A
+	// prometheus or web check measures at its own interval for the whole
+	// window. Defaults to 1m.
+	Every Duration `yaml:"every,omitempty" json:"every,omitempty"`
+	// Checks run together for the whole window: exec, http, prometheus or web.
+	Checks []Step `yaml:"checks" json:"checks"`
+}
+
+// DefaultWatchEvery is the wait between runs of a watch's exec and http checks.
+const DefaultWatchEvery = time.Minute
+
+// EveryOrDefault returns the wait between runs of w's exec and http checks.
+func (w *Watch) EveryOrDefault() time.Duration {
+	if w.Every > 0 {
+		return w.Every.D()
+	}
+	return DefaultWatchEvery
+}
+
+// Alerts routes Alertmanager alerts to an environment. An alert labelled
+// ferry_pipeline and ferry_environment reaches its environment whatever the
+// matchers say.
+type Alerts struct {
+	// Matchers select the alerts that concern the environment, written as
+	// Alertmanager writes them: alertname="HighErrorRate", severity=~"page|critical".
+	// An alert must satisfy all of them.
+	Matchers []string `yaml:"matchers,omitempty" json:"matchers,omitempty"`
+	// Rollback rolls back the promotion verifying or watching in the
+	// environment when one of its alerts fires. Without it alerts are only
+	// recorded on the promotion.
+	Rollback bool `yaml:"rollback,omitempty" json:"rollback,omitempty"`
 }
 
 // Strategy is how a release takes traffic after its deploy steps.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/alert"
 	"github.com/ferry-dev/ferry/internal/analysis"
 	"github.com/ferry-dev/ferry/internal/analysis/burn"
 	"github.com/ferry-dev/ferry/internal/auth"
@@ -255,6 +256,13 @@ func (v *validator) environmentSteps(i int, e Environment) {
 		}
 		v.canaryStrategy(fmt.Sprintf("environments[%d].strategy.canary", i), c)
 	}
+	if e.Watch != nil {
+		lists = append(lists, list{"watch.checks", e.Watch.Checks})
+		v.watch(fmt.Sprintf("environments[%d].watch", i), e.Watch)
+	}
+	if e.Alerts != nil {
+		v.alerts(fmt.Sprintf("environments[%d].alerts", i), e.Alerts)
+	}
 	slices.SortStableFunc(lists, func(a, b list) int {
 		al, ac := v.at(fmt.Sprintf("environments[%d].%s", i, a.field))
 		bl, bc := v.at(fmt.Sprintf("environments[%d].%s", i, b.field))
@@ -284,8 +292,32 @@ func (v *validator) environmentSteps(i int, e Environment) {
 				kind = "steps" // set-weight steps act
 			case strings.HasPrefix(kind, "strategy.canary.phases["):
 				kind = "verify" // a phase's analysis checks
+			case kind == "watch.checks":
+				kind = "watch"
 			}
 			v.step(p, kind, st)
+		}
+	}
+}
+
+// watch checks a post-promotion watch window.
+func (v *validator) watch(p string, w *Watch) {
+	if w.For <= 0 {
+		v.add(p+".for", "a positive duration is required (30m, 2h): how long the window lasts")
+	}
+	if w.Every < 0 {
+		v.add(p+".every", "must not be negative, got %s", w.Every.D())
+	}
+	if len(w.Checks) == 0 {
+		v.add(p+".checks", "at least one check is required")
+	}
+}
+
+// alerts checks an environment's alert routing.
+func (v *validator) alerts(p string, a *Alerts) {
+	for j, m := range a.Matchers {
+		if _, err := alert.ParseMatcher(m); err != nil {
+			v.add(fmt.Sprintf("%s.matchers[%d]", p, j), "%v", err)
 		}
 	}
 }
@@ -353,7 +385,7 @@ func (v *validator) step(p, list string, st Step) {
 	}
 	if st.Canary != nil {
 		if list != "verify" {
-			v.add(p+".canary", "a canary check judges a deployed canary: put it under verify")
+			v.add(p+".canary", "a canary check judges a deployed canary against its baseline: put it under verify or a canary phase's analysis")
 		}
 		v.canary(p+".canary", st.Canary)
 	}

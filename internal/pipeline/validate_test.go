@@ -293,3 +293,50 @@ environments:
 		t.Fatalf("a check as a set-weight step: %v", err)
 	}
 }
+
+func TestWatchAndAlerts(t *testing.T) {
+	const src = `name: shop
+environments:
+  - name: prod
+    steps: [{name: deploy, exec: {run: "true"}}]
+    watch:
+      for: 30m
+      every: 30s
+      checks:
+        - name: error-rate
+          prometheus:
+            address: http://127.0.0.1:9090
+            query: 'sum(rate(errors_total[1m]))'
+            interval: 30s
+            failureCondition: result > 0.05
+    alerts:
+      matchers: ['alertname=~"HighErrorRate|Latency"', 'team="shop"']
+      rollback: true
+`
+	s, err := Parse("p.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := s.Environments[0]
+	if env.Watch.For.D() != 30*time.Minute || env.Watch.EveryOrDefault() != 30*time.Second || env.Watch.Checks[0].Kind() != "prometheus" {
+		t.Errorf("watch = %+v", env.Watch)
+	}
+	if !env.Alerts.Rollback || len(env.Alerts.Matchers) != 2 {
+		t.Errorf("alerts = %+v", env.Alerts)
+	}
+
+	for name, c := range map[string]struct{ from, to, want string }{
+		"no window":     {"for: 30m", "# no for", "environments[0].watch.for: a positive duration is required"},
+		"no checks":     {"checks:\n        - name: error-rate", "checks: []\n      other:\n        - name: error-rate", "environments[0].watch.checks: at least one check is required"},
+		"bad matcher":   {`'team="shop"'`, `'team'`, `environments[0].alerts.matchers[1]:`},
+		"canary watch":  {"prometheus:\n            address", "canary:\n            address", "environments[0].watch.checks[0].canary"},
+		"duplicate key": {"rollback: true", "rollback: true\n      rollback: false", "rollback"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse("p.yaml", []byte(strings.Replace(src, c.from, c.to, 1)))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}

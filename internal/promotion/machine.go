@@ -30,6 +30,8 @@ type Plan struct {
 	// RollbackFirst runs before the rollback's redeploy (set the canary weight back to 0).
 	RollbackFirst []StepPlan
 	Verify        []StepPlan
+	// Watch is the post-promotion watch window, one item, or empty.
+	Watch []StepPlan
 	// AutoRollback redeploys the previous release when a step or check fails.
 	AutoRollback bool
 }
@@ -53,6 +55,8 @@ func (pl Plan) Steps(ph Phase) []StepPlan {
 		return pl.Verify
 	case PhaseRollback:
 		return pl.Rollback()
+	case PhaseWatch:
+		return pl.Watch
 	}
 	return nil
 }
@@ -87,8 +91,12 @@ const (
 	EvSupersede EventType = "supersede"
 	// EvStepInconclusive: the current check could not decide; the promotion pauses.
 	EvStepInconclusive EventType = "step_inconclusive"
-	// EvResume: a person resumes a paused promotion, counting the check as passed.
+	// EvResume: a person resumes a paused promotion, counting the check as
+	// passed; for a watching promotion, it ends the watch window early.
 	EvResume EventType = "resume"
+	// EvAlert: an alert fired for a verifying or watching promotion whose
+	// environment rolls back on alerts.
+	EvAlert EventType = "alert"
 )
 
 // GateResult is the outcome of evaluating gates.
@@ -206,7 +214,7 @@ func (m *machine) to(s State, reason string) {
 
 func (m *machine) inStep() bool {
 	switch m.p.State {
-	case Deploying, Verifying, RollingBack:
+	case Deploying, Verifying, Watching, RollingBack:
 		return true
 	}
 	return false
@@ -298,12 +306,40 @@ func (m *machine) apply(ev Event) error {
 				back = Deploying
 			case PhaseRollback:
 				back = RollingBack
+			case PhaseWatch:
+				back = Watching
 			}
 			m.to(back, orDefault(ev.Reason, "resumed"))
 			m.stepSucceeded()
 			return nil
 		}
-	case Deploying, Verifying, RollingBack:
+	case Watching:
+		switch ev.Type {
+		case EvResume:
+			if m.p.WakeAt == nil {
+				m.acts = append(m.acts, Action{Type: ActStopStep})
+			}
+			m.to(Succeeded, orDefault(ev.Reason, "watch window ended early"))
+			return nil
+		case EvAlert:
+			m.alert(ev.Reason)
+			return nil
+		}
+	}
+	switch m.p.State {
+	case Verifying:
+		if ev.Type == EvAlert {
+			m.alert(ev.Reason)
+			return nil
+		}
+	case Paused:
+		if ev.Type == EvAlert && (m.p.Cursor.Phase == PhaseVerify || m.p.Cursor.Phase == PhaseWatch) {
+			m.alert(ev.Reason)
+			return nil
+		}
+	}
+	switch m.p.State {
+	case Deploying, Verifying, Watching, RollingBack:
 		switch ev.Type {
 		case EvStepSucceeded:
 			if m.p.WakeAt != nil {
@@ -389,6 +425,8 @@ func (m *machine) enterPhase(ph Phase, reason string) {
 			}
 		case PhaseVerify:
 			m.to(Verifying, reason)
+		case PhaseWatch:
+			m.to(Watching, reason)
 		case PhaseRollback:
 			m.to(RollingBack, reason)
 		}
@@ -408,7 +446,9 @@ func (m *machine) enterPhase(ph Phase, reason string) {
 			ph, reason = PhaseVerify, "no deploy steps: verifying"
 			continue
 		case PhaseVerify:
-			m.to(Succeeded, "no checks: succeeded")
+			m.succeedChecks("no checks: succeeded")
+		case PhaseWatch:
+			m.to(Succeeded, "succeeded")
 		case PhaseRollback:
 			m.to(RolledBack, fmt.Sprintf("rolled back to %s (nothing to run)", m.p.RollbackVersion))
 		}
@@ -438,10 +478,32 @@ func (m *machine) stepSucceeded() {
 	case PhaseCanary:
 		m.enterPhase(PhaseVerify, "canary phases succeeded: verifying")
 	case PhaseVerify:
-		m.to(Succeeded, "all steps and checks succeeded")
+		m.succeedChecks("all steps and checks succeeded")
+	case PhaseWatch:
+		m.to(Succeeded, "watch window passed: succeeded")
 	case PhaseRollback:
 		m.to(RolledBack, fmt.Sprintf("rolled back to %s", m.p.RollbackVersion))
 	}
+}
+
+// succeedChecks ends a promotion whose checks passed: it succeeds, or, when
+// the environment has a watch window, starts watching.
+func (m *machine) succeedChecks(reason string) {
+	if m.p.Kind == KindPromote && len(m.plan.Watch) > 0 {
+		m.enterPhase(PhaseWatch, "checks passed: watching")
+		return
+	}
+	m.to(Succeeded, reason)
+}
+
+// alert rolls back a verifying or watching promotion because an alert fired,
+// stopping the check that runs.
+func (m *machine) alert(reason string) {
+	if m.p.State != Paused && m.p.WakeAt == nil {
+		m.acts = append(m.acts, Action{Type: ActStopStep})
+	}
+	m.p.WakeAt = nil
+	m.fail("alert firing: " + orDefault(reason, "an alert fired"))
 }
 
 func (m *machine) stepFailed(reason string) {
@@ -462,16 +524,26 @@ func (m *machine) stepFailed(reason string) {
 		m.acts = append(m.acts, Action{Type: ActWait})
 		return
 	}
-	what := "step"
-	if c.Phase == PhaseVerify {
-		what = "check"
+	why := fmt.Sprintf("step %s failed: %s", sp.Name, reason)
+	switch c.Phase {
+	case PhaseVerify:
+		why = fmt.Sprintf("check %s failed: %s", sp.Name, reason)
+	case PhaseWatch:
+		why = "watch failed: " + reason
 	}
-	why := fmt.Sprintf("%s %s failed: %s", what, sp.Name, reason)
 	switch {
 	case c.Phase == PhasePreflight:
 		m.to(Failed, fmt.Sprintf("preflight check %s failed: %s; nothing was deployed", sp.Name, reason))
 	case c.Phase == PhaseRollback:
 		m.to(RollbackFailed, "rollback "+why)
+	default:
+		m.fail(why)
+	}
+}
+
+// fail ends a promotion whose release went bad: it rolls back when it can.
+func (m *machine) fail(why string) {
+	switch {
 	case m.p.Kind == KindRollback:
 		m.to(Failed, why)
 	case !m.plan.AutoRollback:

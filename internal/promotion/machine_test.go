@@ -125,7 +125,7 @@ func clonePlan(pl promotion.Plan) promotion.Plan {
 
 // stepState reports whether s is a state in which a step runs or waits to be retried.
 func stepState(s promotion.State) bool {
-	return s == promotion.Deploying || s == promotion.Verifying || s == promotion.RollingBack
+	return s == promotion.Deploying || s == promotion.Verifying || s == promotion.Watching || s == promotion.RollingBack
 }
 
 // checkResult checks what holds for every accepted event: the input is not
@@ -701,6 +701,7 @@ func stateFixtures() map[string]promotion.Promotion {
 	cursors := map[promotion.State]promotion.Cursor{
 		promotion.Deploying:   cur(promotion.PhaseDeploy, 0, 2, 1),
 		promotion.Verifying:   cur(promotion.PhaseVerify, 0, 1, 0),
+		promotion.Watching:    cur(promotion.PhaseWatch, 0, 1, 0),
 		promotion.RollingBack: cur(promotion.PhaseRollback, 2, 2, 1),
 	}
 	for _, s := range promotion.States {
@@ -736,6 +737,7 @@ func allEvents() []promotion.Event {
 		{Type: promotion.EvSupersede},
 		{Type: promotion.EvStepInconclusive},
 		{Type: promotion.EvResume},
+		{Type: promotion.EvAlert},
 		{Type: "bogus"},
 	}
 }
@@ -754,8 +756,10 @@ var validEvents = map[string][]string{
 	"awaiting_approval":      {"approve", "reject", "abort"},
 	"deploying":              {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort"},
 	"deploying (waiting)":    {"wake", "abort"},
-	"verifying":              {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort"},
-	"verifying (waiting)":    {"wake", "abort"},
+	"verifying":              {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort", "alert"},
+	"verifying (waiting)":    {"wake", "abort", "alert"},
+	"watching":               {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort", "resume", "alert"},
+	"watching (waiting)":     {"wake", "abort", "resume", "alert"},
 	"rolling_back":           {"step_succeeded", "step_failed", "step_interrupted", "step_inconclusive", "abort"},
 	"paused":                 {"resume", "abort"},
 	"rolling_back (waiting)": {"wake", "abort"},
@@ -870,8 +874,8 @@ func TestStatePredicates(t *testing.T) {
 		promotion.RollbackFailed: true, promotion.Aborted: true, promotion.Superseded: true,
 		promotion.Rejected: true,
 	}
-	if len(promotion.States) != 14 {
-		t.Errorf("%d states, want 14", len(promotion.States))
+	if len(promotion.States) != 15 {
+		t.Errorf("%d states, want 15", len(promotion.States))
 	}
 	for _, s := range promotion.States {
 		if !s.Valid() {

@@ -18,6 +18,9 @@ const (
 	AwaitingApproval State = "awaiting_approval"
 	Deploying        State = "deploying"
 	Verifying        State = "verifying"
+	// Watching: the checks passed and the release runs in the environment;
+	// the watch window's checks keep running until it ends.
+	Watching State = "watching"
 	// Paused: a check was inconclusive; a person resumes or aborts.
 	Paused         State = "paused"
 	Succeeded      State = "succeeded"
@@ -31,7 +34,7 @@ const (
 )
 
 // States lists every state, in lifecycle order.
-var States = []State{Queued, Gating, AwaitingApproval, Deploying, Verifying, Paused, Succeeded, Failed,
+var States = []State{Queued, Gating, AwaitingApproval, Deploying, Verifying, Watching, Paused, Succeeded, Failed,
 	RollingBack, RolledBack, RollbackFailed, Aborted, Superseded, Rejected}
 
 // Terminal reports whether s is final.
@@ -78,6 +81,9 @@ const (
 	PhaseDeploy   Phase = "deploy"
 	PhaseVerify   Phase = "verify"
 	PhaseRollback Phase = "rollback"
+	// PhaseWatch is the post-promotion watch window: one item that runs the
+	// watch's checks until the window ends.
+	PhaseWatch Phase = "watch"
 )
 
 // Cursor points at the step a promotion is running or about to run.

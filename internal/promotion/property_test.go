@@ -81,11 +81,15 @@ var planGen = rapid.Custom(func(t *rapid.T) promotion.Plan {
 		}
 		return sps
 	}
-	return promotion.Plan{
+	pl := promotion.Plan{
 		Deploy:       steps("deploy"),
 		Verify:       steps("verify"),
 		AutoRollback: likely.Draw(t, "auto rollback"),
 	}
+	if rapid.Bool().Draw(t, "watch") {
+		pl.Watch = []promotion.StepPlan{{Name: "watch"}}
+	}
+	return pl
 })
 
 // enqueue queues a new promotion and supersedes the queued ones it makes obsolete.
@@ -201,6 +205,20 @@ func (m *envModel) abort(t *rapid.T) {
 	m.apply(t, rapid.SampledFrom(is).Draw(t, "abort"), promotion.Event{Type: promotion.EvAbort, Reason: "aborted by ana"})
 }
 
+// alert fires an alert for the holder while it verifies or watches.
+func (m *envModel) alert(t *rapid.T) {
+	if i, ok := m.holder(); ok && (m.ps[i].State == promotion.Verifying || m.ps[i].State == promotion.Watching) {
+		m.apply(t, i, promotion.Event{Type: promotion.EvAlert, Reason: "HighErrorRate firing"})
+	}
+}
+
+// endWatch ends the holder's watch window early.
+func (m *envModel) endWatch(t *rapid.T) {
+	if i, ok := m.holder(); ok && m.ps[i].State == promotion.Watching {
+		m.apply(t, i, promotion.Event{Type: promotion.EvResume, Reason: "watch ended by ana"})
+	}
+}
+
 func (m *envModel) tick(t *rapid.T) {
 	m.now = m.now.Add(time.Duration(rapid.IntRange(0, 120).Draw(t, "seconds")) * time.Second)
 }
@@ -249,7 +267,7 @@ func expect(p promotion.Promotion, plan promotion.Plan, ev promotion.Event) (pro
 	case s == promotion.Gating && ev.Type == promotion.EvGates:
 		switch ev.Gate {
 		case promotion.GatePass:
-			return firstState(plan.Deploy, plan.Verify), true
+			return firstState(p, plan, plan.Deploy, plan.Verify), true
 		case promotion.GatePending:
 			return promotion.AwaitingApproval, true
 		case promotion.GateFail:
@@ -259,6 +277,11 @@ func expect(p promotion.Promotion, plan promotion.Plan, ev promotion.Event) (pro
 		return promotion.Gating, true
 	case s == promotion.AwaitingApproval && ev.Type == promotion.EvReject:
 		return promotion.Rejected, true
+	case ev.Type == promotion.EvAlert && (s == promotion.Verifying || s == promotion.Watching ||
+		s == promotion.Paused && (p.Cursor.Phase == promotion.PhaseVerify || p.Cursor.Phase == promotion.PhaseWatch)):
+		return failedState(p, plan), true
+	case s == promotion.Watching && ev.Type == promotion.EvResume:
+		return promotion.Succeeded, true
 	case stepState(s) && p.WakeAt != nil:
 		return s, ev.Type == promotion.EvWake
 	case stepState(s):
@@ -274,8 +297,10 @@ func expect(p promotion.Promotion, plan promotion.Plan, ev promotion.Event) (pro
 			case c.Index+1 < len(steps):
 				return s, true
 			case c.Phase == promotion.PhaseDeploy:
-				return firstState(nil, plan.Verify), true
+				return firstState(p, plan, nil, plan.Verify), true
 			case c.Phase == promotion.PhaseVerify:
+				return firstState(p, plan, nil, nil), true
+			case c.Phase == promotion.PhaseWatch:
 				return promotion.Succeeded, true
 			default:
 				return promotion.RolledBack, true
@@ -286,23 +311,36 @@ func expect(p promotion.Promotion, plan promotion.Plan, ev promotion.Event) (pro
 				return s, true
 			case c.Phase == promotion.PhaseRollback:
 				return promotion.RollbackFailed, true
-			case p.Kind == promotion.KindPromote && plan.AutoRollback && p.RollbackID != "":
-				return promotion.RollingBack, true
 			default:
-				return promotion.Failed, true
+				return failedState(p, plan), true
 			}
 		}
 	}
 	return s, false
 }
 
-// firstState is where a promotion whose gates passed ends up first.
-func firstState(deploy, verify []promotion.StepPlan) promotion.State {
+// failedState is where a promotion whose release went bad (a step or check
+// failed, an alert fired) goes: it rolls back when it can.
+func failedState(p promotion.Promotion, plan promotion.Plan) promotion.State {
+	switch {
+	case p.Kind != promotion.KindPromote || !plan.AutoRollback || p.RollbackID == "":
+		return promotion.Failed
+	case len(plan.Rollback()) == 0:
+		return promotion.RolledBack
+	}
+	return promotion.RollingBack
+}
+
+// firstState is where a promotion goes when it enters the deploy steps,
+// the checks, then the watch window, skipping the empty ones.
+func firstState(p promotion.Promotion, plan promotion.Plan, deploy, verify []promotion.StepPlan) promotion.State {
 	switch {
 	case len(deploy) > 0:
 		return promotion.Deploying
 	case len(verify) > 0:
 		return promotion.Verifying
+	case p.Kind == promotion.KindPromote && len(plan.Watch) > 0:
+		return promotion.Watching
 	}
 	return promotion.Succeeded
 }
@@ -328,6 +366,8 @@ func phaseOf(s promotion.State) promotion.Phase {
 		return promotion.PhaseDeploy
 	case promotion.Verifying:
 		return promotion.PhaseVerify
+	case promotion.Watching:
+		return promotion.PhaseWatch
 	case promotion.RollingBack:
 		return promotion.PhaseRollback
 	}
@@ -403,7 +443,9 @@ func (m *envModel) check(t *rapid.T, i int, ev promotion.Event) (promotion.Resul
 			wantCount[promotion.ActPromoteDownstream] = 1
 		}
 	}
-	if ev.Type == promotion.EvAbort && stepState(p.State) && p.WakeAt == nil {
+	stops := ev.Type == promotion.EvAbort || ev.Type == promotion.EvAlert ||
+		ev.Type == promotion.EvResume && p.State == promotion.Watching
+	if stops && stepState(p.State) && p.WakeAt == nil {
 		wantCount[promotion.ActStopStep] = 1
 	}
 	for _, ty := range []promotion.ActionType{promotion.ActEvaluateGates, promotion.ActRunStep, promotion.ActWait,
@@ -630,6 +672,8 @@ func runEnvironment(t *rapid.T) *envModel {
 		{"interrupted", 1, func(t *rapid.T) { m.stepEnded(t, promotion.EvStepInterrupted) }},
 		{"wake", 4, m.wake},
 		{"abort", 1, m.abort},
+		{"alert", 1, m.alert},
+		{"end watch", 1, m.endWatch},
 		{"tick", 1, m.tick},
 		{"probe", 2, m.probe},
 	}

@@ -54,6 +54,11 @@ type Promotion struct {
 	Review *promotion.Review `json:"review,omitempty"`
 	// Canary is where a canary strategy stands: its phase and traffic weight.
 	Canary *Canary `json:"canary,omitempty"`
+	// Watch is the promotion's post-promotion watch window, once it started.
+	Watch *Watch `json:"watch,omitempty"`
+	// Alerts are the alert groups recorded on the promotion, one entry per
+	// group however often Alertmanager repeats it.
+	Alerts []Alert `json:"alerts,omitempty"`
 	// Message explains the current state.
 	Message     string       `json:"message,omitempty"`
 	Steps       []Step       `json:"steps"`
@@ -178,3 +183,55 @@ type Canary struct {
 	// Weight is the traffic percentage of the current phase.
 	Weight int `json:"weight"`
 }
+
+// Watch is a promotion's post-promotion watch window.
+type Watch struct {
+	// For is the window's length, as written in the pipeline ("30m").
+	For string `json:"for"`
+	// StartedAt and Until bound the window.
+	StartedAt time.Time `json:"startedAt"`
+	Until     time.Time `json:"until"`
+	// Open is true while the promotion is watching.
+	Open bool `json:"open"`
+}
+
+// Alert is one alert group recorded on a promotion.
+type Alert struct {
+	// Key identifies the group for this environment: Alertmanager's repeats
+	// of the group land on the same entry.
+	Key      string    `json:"key"`
+	GroupKey string    `json:"groupKey"`
+	Summary  string    `json:"summary"`
+	At       time.Time `json:"at"`
+	// RolledBack is true when the alert rolled the promotion back.
+	RolledBack bool `json:"rolledBack"`
+}
+
+// AlertReport says what Ferry did with one Alertmanager notification.
+type AlertReport struct {
+	// Targets are the pipeline environments its firing alerts concern.
+	Targets []AlertTarget `json:"targets"`
+}
+
+// AlertTarget is what Ferry did with the alerts of one notification that
+// concern one pipeline environment.
+type AlertTarget struct {
+	Pipeline    string `json:"pipeline"`
+	Environment string `json:"environment"`
+	Alerts      int    `json:"alerts"`
+	// PromotionID is the promotion verifying or watching there, if any.
+	PromotionID string `json:"promotionId,omitempty"`
+	// Outcome is recorded, duplicate (the group was recorded before),
+	// rolled_back (recorded, and the promotion is rolling back) or ignored.
+	Outcome string `json:"outcome"`
+	// Reason explains an ignored target.
+	Reason string `json:"reason,omitempty"`
+}
+
+// The outcomes of an AlertTarget.
+const (
+	AlertRecorded   = "recorded"
+	AlertDuplicate  = "duplicate"
+	AlertRolledBack = "rolled_back"
+	AlertIgnored    = "ignored"
+)
