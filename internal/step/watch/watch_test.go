@@ -3,15 +3,20 @@ package watch_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/step"
 	"github.com/ferry-dev/ferry/internal/step/exec"
+	"github.com/ferry-dev/ferry/internal/step/metric"
 	"github.com/ferry-dev/ferry/internal/step/watch"
 )
 
@@ -141,5 +146,45 @@ func TestSplitLine(t *testing.T) {
 		if check != c.check || rest != c.rest || ok != c.ok {
 			t.Errorf("SplitLine(%q) = %q, %q, %v", c.line, check, rest, ok)
 		}
+	}
+}
+
+// A web check in a watch measures at its interval for the whole window,
+// whatever its count says: with one measurement and an hour between runs it
+// would look once and miss the regression.
+func TestWindowStretchesMetricChecks(t *testing.T) {
+	var bad atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ratio := 0.001
+		if bad.Load() {
+			ratio = 0.3
+		}
+		fmt.Fprintf(w, `{"errorRatio": %g}`, ratio)
+	}))
+	defer srv.Close()
+	time.AfterFunc(500*time.Millisecond, func() { bad.Store(true) })
+	var out bytes.Buffer
+	w := watch.Window{
+		Checks: []pipeline.Step{{Name: "error-rate", Web: &pipeline.WebCheck{URL: srv.URL, JSONPath: "$.errorRatio",
+			Measure: pipeline.Measure{Interval: pipeline.Duration(100 * time.Millisecond), Count: 1,
+				SuccessCondition: "result < 0.01", FailureCondition: "result > 0.05"}}}},
+		Until:   time.Now().Add(time.Minute),
+		Every:   time.Hour,
+		Drivers: map[string]step.Driver{"web": metric.Driver{}},
+	}
+	res := w.Run(context.Background(), step.Request{Output: &out})
+	if res.OK || !strings.HasPrefix(res.Message, "check error-rate failed (run 1)") {
+		t.Fatalf("result %+v, want the first run to catch the regression\n%s", res, out.String())
+	}
+	var measured int
+	for _, l := range strings.Split(out.String(), "\n") {
+		if c, rest, ok := watch.SplitLine(l); ok && c == "error-rate" {
+			if _, ok := metric.ParseMeasurement(rest); ok {
+				measured++
+			}
+		}
+	}
+	if measured < 4 {
+		t.Errorf("%d measurements recorded, want one every 100 ms until the regression\n%s", measured, out.String())
 	}
 }
