@@ -102,13 +102,13 @@ func (f *facts) changeFailedAt() *time.Time {
 
 // restoredAt is when the environment of a failed deployment ran a good
 // release again: the end of its own rollback, or else the first promotion
-// of either kind into the environment that succeeded after the failure.
+// of either kind into the environment that succeeded at or after the failure.
 func (h *history) restoredAt(f *facts, failedAt time.Time) *time.Time {
 	if f.p.State == promotion.RolledBack {
 		return &f.finished
 	}
 	for _, g := range h.byEnv[envKey(f.p)] {
-		if g != f && g.p.State == promotion.Succeeded && g.finished.After(failedAt) {
+		if g != f && g.p.State == promotion.Succeeded && !g.finished.Before(failedAt) {
 			return &g.finished
 		}
 	}
