@@ -130,12 +130,17 @@ func percent(r *float64) string {
 	return fmt.Sprintf("%.1f%%", *r*100)
 }
 
-// duration formats seconds as a duration to the second, or "-" when there are none.
+// duration formats seconds as a duration — to the second, or to the tenth
+// of a second below ten seconds — or "-" when there are none.
 func duration(s *float64) string {
 	if s == nil {
 		return "-"
 	}
-	return time.Duration(*s * float64(time.Second)).Round(time.Second).String()
+	d := time.Duration(*s * float64(time.Second))
+	if d > -10*time.Second && d < 10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // perDay formats a frequency, or "-" when there is none.
