@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,13 +24,14 @@ func newReleaseCommand(g *globals) *cobra.Command {
 
 // releaseOptions are the flags of `ferry release create`.
 type releaseOptions struct {
-	pipeline  string
-	version   string
-	artifacts []string
-	commit    string
-	source    string
-	buildURL  string
-	labels    []string
+	pipeline   string
+	version    string
+	artifacts  []string
+	commit     string
+	commitTime string
+	source     string
+	buildURL   string
+	labels     []string
 }
 
 // release builds the release the flags describe, checking it locally so that
@@ -38,6 +40,13 @@ func (o *releaseOptions) release() (release.Release, error) {
 	r := release.Release{
 		Pipeline: o.pipeline, Version: o.version,
 		Commit: o.commit, Source: o.source, BuildURL: o.buildURL,
+	}
+	if o.commitTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, o.commitTime)
+		if err != nil {
+			return r, usageErrorf("--commit-time %q: want an RFC 3339 time such as 2025-01-31T09:00:00Z", o.commitTime)
+		}
+		r.CommitTime = &t
 	}
 	for _, s := range o.artifacts {
 		a, err := release.ParseArtifact(s)
@@ -74,7 +83,7 @@ the same version with other content is refused, naming the difference
 		Example: `  ferry release create --pipeline shop --version 1.4.0 \
     --artifact api=registry.example.com/shop/api@sha256:4f6c…  \
     --artifact web=registry.example.com/shop/web@sha256:9b1e… \
-    --commit 3f2a9c1 --build-url https://ci.example.com/runs/812 --label team=payments`,
+    --commit 3f2a9c1 --commit-time 2025-01-31T08:12:44Z --build-url https://ci.example.com/runs/812 --label team=payments`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			r, err := o.release()
@@ -104,6 +113,7 @@ the same version with other content is refused, naming the difference
 	f.StringVar(&o.version, "version", "", "release version, unique in the pipeline (required)")
 	f.StringArrayVar(&o.artifacts, "artifact", nil, "artifact as NAME=URI@sha256:HEX; repeat for several (required)")
 	f.StringVar(&o.commit, "commit", "", "source commit the release was built from")
+	f.StringVar(&o.commitTime, "commit-time", "", "when that commit was made, RFC 3339 (git show -s --format=%cI); lead time for changes counts from it")
 	f.StringVar(&o.source, "source", "", "source repository URL")
 	f.StringVar(&o.buildURL, "build-url", "", "URL of the CI build that made the release")
 	f.StringArrayVar(&o.labels, "label", nil, "label as KEY=VALUE; repeat for several")
@@ -143,6 +153,9 @@ func printRelease(w io.Writer, rel *release.Release) error {
 	row(tw, "Version:", rel.Version)
 	row(tw, "ID:", rel.ID)
 	row(tw, "Commit:", orDash(rel.Commit))
+	if rel.CommitTime != nil {
+		row(tw, "Committed:", formatTime(*rel.CommitTime))
+	}
 	row(tw, "Source:", orDash(rel.Source))
 	row(tw, "Build:", orDash(rel.BuildURL))
 	var labels []string

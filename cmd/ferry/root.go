@@ -121,6 +121,7 @@ now, or a canary judgement that did not pass.`,
 		newReviewsCommand(g), newReviewCommand(g),
 	)
 	add("gates", newJudgeCommand(g))
+	add("promotions", newStatsCommand(g))
 	add("server", newServerCommand(g), newUpCommand(g), newClusterCommand(g), newTokenCommand(g), newBenchCommand(g))
 	add("store", newBackupCommand(g), newRestoreCommand(g), newMigrateCommand(g, getenv))
 	root.AddCommand(newDemoCommand())

@@ -53,6 +53,7 @@ type Service interface {
 	// promotions it drives.
 	Cluster(ctx context.Context) ([]view.Replica, error)
 	Gates
+	Stats
 }
 
 // Limits and defaults of the API.
@@ -247,6 +248,8 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/api/v1/audit", s.listAudit, s.auditTarget},
 
 		{http.MethodGet, "/api/v1/cluster", s.getCluster, global(view)},
+
+		{http.MethodGet, "/api/v1/stats", s.getStats, listPromotionsTarget},
 
 		{http.MethodPost, "/api/v1/tokens", s.createToken, global(auth.ActionManageTokens)},
 		{http.MethodGet, "/api/v1/tokens", s.listTokens, global(auth.ActionManageTokens)},

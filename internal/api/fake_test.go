@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
+	"github.com/ferry-dev/ferry/internal/stats"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/sqlite"
 	"github.com/ferry-dev/ferry/internal/view"
@@ -45,6 +46,8 @@ type fakeService struct {
 	promotion     func(id string) (*view.Promotion, error)
 	wait          func(ctx context.Context, id string, after int64) (*view.Promotion, error)
 	cluster       func() ([]view.Replica, error)
+	// statsRequest records the last request of Stats.
+	statsRequest engine.StatsRequest
 }
 
 func (f *fakeService) record(method, actor string) {
@@ -262,6 +265,17 @@ func (f *fakeService) Review(_ context.Context, who auth.Principal, id, _ string
 		return nil, f.err
 	}
 	return testPromotion(id, 2, promotion.Succeeded), nil
+}
+
+func (f *fakeService) Stats(_ context.Context, req engine.StatsRequest) (*stats.Report, error) {
+	f.record("Stats", "")
+	f.mu.Lock()
+	f.statsRequest = req
+	f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	return &stats.Report{Pipeline: req.Pipeline, Production: []string{}}, nil
 }
 
 // testPromotion returns a promotion view at version v in state st.

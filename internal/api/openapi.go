@@ -238,6 +238,25 @@ func openAPIDocument(version string) object {
 						"by ID, each with the promotions it drives (holds the lease of). On SQLite there is one.",
 					ok: object{"200": jsonResponse("The replicas, by ID.", arrayOf(schemaRef("Replica")))}}.build(),
 			},
+			"/api/v1/stats": object{
+				"get": operation{id: "getStats", tag: "stats", summary: "Promotion and delivery figures",
+					description: "Computes, from the store, the figures of the promotions that ended in the window: " +
+						"promotion success rate, mean time to promote, rollback rate, verification failure rate, post-promotion " +
+						"incident rate, time to detect, approval latency, telemetry coverage and audit completeness, and the four " +
+						"delivery keys (deployment frequency, lead time for changes, change failure rate, time to restore). " +
+						"docs/stats.md defines each. A figure with nothing to measure is null, never 0. Any role may read the " +
+						"figures of a pipeline (or environment) it may view; without pipeline, a global grant is needed.",
+					params: []object{
+						queryParam("pipeline", stringSchema(), "Only promotions of this pipeline."),
+						queryParam("environment", stringSchema(), "Only promotions into this environment, which then counts as production."),
+						queryParam("window", object{"type": "string", "default": DefaultStatsWindow, "examples": []any{"30d", "7d", "12h"}},
+							"How far back from now: a duration such as 12h or days such as 30d; at most 366d."),
+						queryParam("bucket", object{"type": "string", "examples": []any{"1d", "6h"}},
+							"Adds a series of the figures per bucket of this length (at least 1h), oldest first; the window must be a whole number of buckets, at most 1000."),
+					},
+					ok:     object{"200": jsonResponse("The figures.", schemaRef("Stats"))},
+					errors: []int{400, 404}}.build(),
+			},
 			"/api/v1/tokens": object{
 				"post": operation{id: "createToken", tag: "tokens", summary: "Create an API token",
 					description: "Needs admin on the global scope. The answer holds the token's plaintext (secret): " +
@@ -602,21 +621,24 @@ func schemas() object {
 			"version":   stringSchema(),
 			"artifacts": object{"type": "array", "minItems": 1, "items": schemaRef("Artifact")},
 			"commit":    stringSchema(),
-			"source":    described(stringSchema(), "Where the source lives, such as a repository URL."),
-			"buildUrl":  stringSchema(),
-			"labels":    stringMap,
+			"commitTime": described(dateTime(), "When the commit was made; lead time for changes counts from it. "+
+				"At most 5 minutes ahead of the server's clock."),
+			"source":   described(stringSchema(), "Where the source lives, such as a repository URL."),
+			"buildUrl": stringSchema(),
+			"labels":   stringMap,
 		}),
 		"Release": structSchema([]string{"id", "pipeline", "version", "artifacts", "createdAt"}, false, object{
-			"id":        stringSchema(),
-			"pipeline":  stringSchema(),
-			"version":   stringSchema(),
-			"artifacts": arrayOf(schemaRef("Artifact")),
-			"commit":    stringSchema(),
-			"source":    stringSchema(),
-			"buildUrl":  stringSchema(),
-			"labels":    stringMap,
-			"createdAt": dateTime(),
-			"createdBy": stringSchema(),
+			"id":         stringSchema(),
+			"pipeline":   stringSchema(),
+			"version":    stringSchema(),
+			"artifacts":  arrayOf(schemaRef("Artifact")),
+			"commit":     stringSchema(),
+			"commitTime": described(dateTime(), "When the commit was made, if CI said."),
+			"source":     stringSchema(),
+			"buildUrl":   stringSchema(),
+			"labels":     stringMap,
+			"createdAt":  dateTime(),
+			"createdBy":  stringSchema(),
 		}),
 		"PromoteRequest": structSchema([]string{"pipeline", "release", "environment"}, true, object{
 			"pipeline":    stringSchema(),
@@ -756,6 +778,13 @@ func schemas() object {
 			"secret": described(stringSchema(), "The token's plaintext, shown only in this answer."),
 			"token":  schemaRef("Token"),
 		}),
+		"Stats": statsSchema(),
+		"StatsBucket": structSchema(append([]string{"from", "to"}, figureNames()...), false,
+			merge(object{"from": dateTime(), "to": described(dateTime(), "The end of the bucket, excluded.")}, figureProps())),
+		"AuditGap": structSchema([]string{"promotionId", "problem"}, false, object{
+			"promotionId": stringSchema(),
+			"problem":     described(stringSchema(), "What the audit trail lacks, such as a transition or a step's event."),
+		}),
 		"AuditEvent": structSchema([]string{"seq", "time", "actor", "action", "subject"}, false, object{
 			"seq":         object{"type": "integer", "format": "int64"},
 			"time":        dateTime(),
@@ -769,4 +798,102 @@ func schemas() object {
 			"hash":        stringSchema(),
 		}),
 	}
+}
+
+// statsSchema describes stats.Report.
+func statsSchema() object {
+	props := merge(object{
+		"pipeline":    described(stringSchema(), "The pipeline filter, when given."),
+		"environment": described(stringSchema(), "The environment filter, when given."),
+		"production": described(arrayOf(stringSchema()),
+			"The environments (pipeline/environment) the production figures count: those no other environment runs after, or the environment filter."),
+		"from":          described(dateTime(), "The start of the window."),
+		"to":            described(dateTime(), "The end of the window (now), excluded."),
+		"auditGaps":     described(arrayOf(schemaRef("AuditGap")), "The first promotions whose audit trail is incomplete, and why."),
+		"bucketSeconds": described(object{"type": "number"}, "The length of each bucket of series, when asked for."),
+		"series":        described(arrayOf(schemaRef("StatsBucket")), "The figures of each bucket, oldest first, when asked for."),
+	}, figureProps())
+	return structSchema(append([]string{"production", "from", "to"}, figureNames()...), false, props)
+}
+
+// figure is one figure of stats.Figures for the document.
+type figure struct{ name, kind, description string }
+
+// figureTable lists the figures of stats.Figures: name, kind (count, rate,
+// seconds or number) and meaning.
+func figureTable() []figure {
+	return []figure{
+		{"promotions", "count", "Promotions of both kinds that ended in the window."},
+		{"attempts", "count", "Promote-kind promotions that passed their gates and started deploying."},
+		{"succeeded", "count", "Attempts that succeeded."},
+		{"successRate", "rate", "M1: succeeded / attempts."},
+		{"promotedToProduction", "count", "Successful promotions into production whose release is known."},
+		{"meanTimeToPromoteSeconds", "seconds", "M2: mean time from a release's creation to its success in production."},
+		{"rolledBack", "count", "Attempts rolled back, automatically or by a later ferry rollback."},
+		{"rollbackRate", "rate", "M3: rolledBack / attempts."},
+		{"verified", "count", "Attempts whose checks or canary phases ran."},
+		{"verificationFailed", "count", "Verified attempts stopped by a failing check or canary step."},
+		{"verificationFailureRate", "rate", "M4: verificationFailed / verified."},
+		{"live", "count", "Promote-kind promotions that passed verification (entered watching, or succeeded)."},
+		{"incidents", "count", "Live promotions whose watch window failed or that drew an alert after going live."},
+		{"incidentRate", "rate", "M5: incidents / live."},
+		{"meanTimeToDetectSeconds", "seconds", "M6: mean time from going live to the first failure signal."},
+		{"awaitedApproval", "count", "Promotions that waited for approval."},
+		{"approvalLatencySeconds", "seconds", "M7: mean time a promotion spent awaiting approval."},
+		{"withTelemetry", "count", "Attempts with at least one verification measurement."},
+		{"telemetryCoverage", "rate", "M9: withTelemetry / attempts."},
+		{"auditComplete", "count", "Promotions whose audit trail accounts for their whole record."},
+		{"auditCompleteness", "rate", "M10: auditComplete / promotions."},
+		{"deployments", "count", "Promote-kind promotions into production that deployed and ended succeeded, failed, rolled_back or rollback_failed."},
+		{"successfulDeployments", "count", "Deployments that succeeded."},
+		{"deploymentFrequencyPerDay", "number", "Successful deployments per day; null when no promotion ended in the window."},
+		{"leadTimeCount", "count", "Successful deployments whose release has a commit time."},
+		{"withoutCommitTime", "count", "Successful deployments left out of lead time: their release has no commit time."},
+		{"leadTimeForChangesSeconds", "seconds", "Median time from a release's commit to its success in production."},
+		{"changeFailures", "count", "Deployments that failed, were rolled back, or drew an alert after going live."},
+		{"changeFailureRate", "rate", "changeFailures / deployments."},
+		{"restored", "count", "Change failures after which the environment ran a good release again."},
+		{"unrestored", "count", "Change failures not restored yet."},
+		{"timeToRestoreSeconds", "seconds", "Median time from detecting a change failure to its restoration."},
+	}
+}
+
+// figureProps returns the schema properties of stats.Figures.
+func figureProps() object {
+	out := object{}
+	for _, f := range figureTable() {
+		var s object
+		switch f.kind {
+		case "count":
+			s = intSchema(0)
+		case "rate":
+			s = nullable(object{"type": "number", "minimum": 0, "maximum": 1})
+		case "seconds", "number":
+			s = nullable(object{"type": "number"})
+		}
+		out[f.name] = described(s, f.description)
+	}
+	return out
+}
+
+// figureNames lists the names of stats.Figures, every one always present.
+func figureNames() []string {
+	figures := figureTable()
+	out := make([]string, len(figures))
+	for i, f := range figures {
+		out[i] = f.name
+	}
+	return out
+}
+
+// merge returns the properties of a and b together.
+func merge(a, b object) object {
+	out := object{}
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }

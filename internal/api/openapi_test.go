@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
+	"github.com/ferry-dev/ferry/internal/stats"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -246,6 +247,9 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"CreateTokenRequest":   {createTokenRequest{}, true},
 		"Token":                {tokenInfo{}, false},
 		"CreatedToken":         {createdToken{}, false},
+		"Stats":                {stats.Report{}, false},
+		"StatsBucket":          {stats.Bucket{}, false},
+		"AuditGap":             {stats.AuditGap{}, false},
 	}
 	schemas := openAPIDocument("test")["components"].(object)["schemas"].(object)
 	for name, s := range schemas {
@@ -288,13 +292,20 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	}
 }
 
-// jsonFields returns the sorted JSON names of t's fields, and those without omitempty.
+// jsonFields returns the sorted JSON names of t's fields, and those without
+// omitempty; the fields of an embedded struct without a JSON name count as
+// t's own, as encoding/json flattens them.
 func jsonFields(t reflect.Type) (all, always []string) {
 	for f := range t.Fields() {
+		tag := f.Tag.Get("json")
+		if f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct {
+			a, w := jsonFields(f.Type)
+			all, always = append(all, a...), append(always, w...)
+			continue
+		}
 		if !f.IsExported() {
 			continue
 		}
-		tag := f.Tag.Get("json")
 		if tag == "-" {
 			continue
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/ferry-dev/ferry/internal/release"
 )
@@ -12,9 +13,11 @@ type createReleaseRequest struct {
 	Version   string             `json:"version"`
 	Artifacts []release.Artifact `json:"artifacts"`
 	Commit    string             `json:"commit,omitempty"`
-	Source    string             `json:"source,omitempty"`
-	BuildURL  string             `json:"buildUrl,omitempty"`
-	Labels    map[string]string  `json:"labels,omitempty"`
+	// CommitTime is when Commit was made; lead time for changes counts from it.
+	CommitTime *time.Time        `json:"commitTime,omitempty"`
+	Source     string            `json:"source,omitempty"`
+	BuildURL   string            `json:"buildUrl,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 }
 
 // createRelease stores a release: 201 when created, 200 when an identical
@@ -30,13 +33,14 @@ func (s *server) createRelease(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	rel, created, err := s.svc.CreateRelease(r.Context(), act, release.Release{
-		Pipeline:  r.PathValue("name"),
-		Version:   req.Version,
-		Artifacts: req.Artifacts,
-		Commit:    req.Commit,
-		Source:    req.Source,
-		BuildURL:  req.BuildURL,
-		Labels:    req.Labels,
+		Pipeline:   r.PathValue("name"),
+		Version:    req.Version,
+		Artifacts:  req.Artifacts,
+		Commit:     req.Commit,
+		CommitTime: req.CommitTime,
+		Source:     req.Source,
+		BuildURL:   req.BuildURL,
+		Labels:     req.Labels,
 	})
 	if err != nil {
 		return err

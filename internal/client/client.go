@@ -238,13 +238,14 @@ func (c *Client) History(ctx context.Context, pipelineName, env string, limit in
 // version with other content is an *Error with status 409.
 func (c *Client) CreateRelease(ctx context.Context, r release.Release) (*release.Release, bool, error) {
 	body := struct {
-		Version   string             `json:"version"`
-		Artifacts []release.Artifact `json:"artifacts"`
-		Commit    string             `json:"commit,omitempty"`
-		Source    string             `json:"source,omitempty"`
-		BuildURL  string             `json:"buildUrl,omitempty"`
-		Labels    map[string]string  `json:"labels,omitempty"`
-	}{r.Version, r.Artifacts, r.Commit, r.Source, r.BuildURL, r.Labels}
+		Version    string             `json:"version"`
+		Artifacts  []release.Artifact `json:"artifacts"`
+		Commit     string             `json:"commit,omitempty"`
+		CommitTime *time.Time         `json:"commitTime,omitempty"`
+		Source     string             `json:"source,omitempty"`
+		BuildURL   string             `json:"buildUrl,omitempty"`
+		Labels     map[string]string  `json:"labels,omitempty"`
+	}{r.Version, r.Artifacts, r.Commit, r.CommitTime, r.Source, r.BuildURL, r.Labels}
 	var out release.Release
 	status, err := c.do(ctx, http.MethodPost, "/api/v1/pipelines/"+url.PathEscape(r.Pipeline)+"/releases", nil, body, &out)
 	if err != nil {

@@ -344,10 +344,10 @@ environments:
 func TestMigratePostgres(t *testing.T) {
 	dsn := pgtest.Shared(t).CreateDatabase(t, "migrate")
 	s := &server{t: t}
-	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "created") || !strings.Contains(out, "schema version 4") {
+	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "created") || !strings.Contains(out, "schema version 6") {
 		t.Fatalf("first migrate: %s", out)
 	}
-	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "up to date at schema version 4") {
+	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "up to date at schema version 6") {
 		t.Fatalf("second migrate: %s", out)
 	}
 }

@@ -79,8 +79,15 @@ func (e *Engine) CreateRelease(ctx context.Context, actor string, r release.Rele
 		case !errors.Is(err, store.ErrNotFound):
 			return fmt.Errorf("load release %s: %w", r.Version, err)
 		}
+		if err := r.CheckCommitTime(t.now); err != nil {
+			return &Error{Code: CodeInvalid, Message: err.Error()}
+		}
 		nr := r
 		nr.ID, nr.CreatedAt, nr.CreatedBy = uuid.NewString(), t.now, actor
+		if nr.CommitTime != nil {
+			ct := nr.CommitTime.UTC()
+			nr.CommitTime = &ct
+		}
 		if err := t.tx.InsertRelease(ctx, &nr); err != nil {
 			return fmt.Errorf("store release %s: %w", r.Version, err)
 		}
@@ -89,7 +96,8 @@ func (e *Engine) CreateRelease(ctx context.Context, actor string, r release.Rele
 			arts[i] = a.String()
 		}
 		if err := t.audit(actor, "release.create", "release/"+nr.Pipeline+"/"+nr.Version, "", "",
-			map[string]any{"id": nr.ID, "artifacts": arts, "commit": nr.Commit, "source": nr.Source, "buildUrl": nr.BuildURL, "labels": nr.Labels}); err != nil {
+			map[string]any{"id": nr.ID, "artifacts": arts, "commit": nr.Commit, "commitTime": nr.CommitTime,
+				"source": nr.Source, "buildUrl": nr.BuildURL, "labels": nr.Labels}); err != nil {
 			return err
 		}
 		out, created = &nr, true

@@ -26,17 +26,25 @@ type Artifact struct {
 
 // Release is an immutable bundle of artifacts plus provenance and labels.
 type Release struct {
-	ID        string            `json:"id"`
-	Pipeline  string            `json:"pipeline"`
-	Version   string            `json:"version"`
-	Artifacts []Artifact        `json:"artifacts"`
-	Commit    string            `json:"commit,omitempty"`
-	Source    string            `json:"source,omitempty"`
-	BuildURL  string            `json:"buildUrl,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
-	CreatedAt time.Time         `json:"createdAt"`
-	CreatedBy string            `json:"createdBy,omitempty"`
+	ID        string     `json:"id"`
+	Pipeline  string     `json:"pipeline"`
+	Version   string     `json:"version"`
+	Artifacts []Artifact `json:"artifacts"`
+	Commit    string     `json:"commit,omitempty"`
+	// CommitTime is when Commit was made, if CI said: lead time for changes
+	// counts from it.
+	CommitTime *time.Time        `json:"commitTime,omitempty"`
+	Source     string            `json:"source,omitempty"`
+	BuildURL   string            `json:"buildUrl,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	CreatedBy  string            `json:"createdBy,omitempty"`
 }
+
+// MaxCommitTimeSkew is how far in the future of the server's clock a
+// release's commit time may be: clocks of CI machines and servers drift a
+// little, never by more.
+const MaxCommitTimeSkew = 5 * time.Minute
 
 var (
 	digestRe  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -108,6 +116,33 @@ func (r *Release) Validate() error {
 	return nil
 }
 
+// CheckCommitTime refuses a commit time later than now plus
+// MaxCommitTimeSkew, or before 1970: a commit cannot come from the future,
+// and a zero or garbled time would make lead times meaningless.
+func (r *Release) CheckCommitTime(now time.Time) error {
+	if r.CommitTime == nil {
+		return nil
+	}
+	ct := *r.CommitTime
+	switch {
+	case ct.Before(time.Unix(0, 0)):
+		return fmt.Errorf("%w: commit time %s is before 1970", ErrInvalid, ct.UTC().Format(time.RFC3339Nano))
+	case ct.After(now.Add(MaxCommitTimeSkew)):
+		return fmt.Errorf("%w: commit time %s is in the future (server time %s, %s of clock skew allowed)",
+			ErrInvalid, ct.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339), MaxCommitTimeSkew)
+	}
+	return nil
+}
+
+// commitTimeText is the commit time as the content digest and Difference
+// see it: UTC with every digit, or "" when there is none.
+func (r *Release) commitTimeText() string {
+	if r.CommitTime == nil {
+		return ""
+	}
+	return r.CommitTime.UTC().Format(time.RFC3339Nano)
+}
+
 // ContentDigest hashes what makes r's content: artifacts, provenance and labels.
 // Two releases with the same version must have the same content digest.
 func (r *Release) ContentDigest() string {
@@ -119,7 +154,10 @@ func (r *Release) ContentDigest() string {
 		Source    string            `json:"s"`
 		BuildURL  string            `json:"b"`
 		Labels    map[string]string `json:"l"`
-	}{arts, r.Commit, r.Source, r.BuildURL, r.Labels})
+		// CommitTime is left out when absent, so that releases made before
+		// it existed keep their digest.
+		CommitTime string `json:"ct,omitempty"`
+	}{arts, r.Commit, r.Source, r.BuildURL, r.Labels, r.commitTimeText()})
 	sum := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
@@ -162,6 +200,8 @@ func Difference(a, b *Release) string {
 	switch {
 	case a.Commit != b.Commit:
 		return fmt.Sprintf("commit %q differs from the existing release's %q", b.Commit, a.Commit)
+	case a.commitTimeText() != b.commitTimeText():
+		return fmt.Sprintf("commit time %q differs from the existing release's %q", b.commitTimeText(), a.commitTimeText())
 	case a.Source != b.Source:
 		return fmt.Sprintf("source %q differs from the existing release's %q", b.Source, a.Source)
 	case a.BuildURL != b.BuildURL:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -67,6 +68,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestDifferenceAndContentDigest(t *testing.T) {
+	commitTime := time.Date(2025, 3, 14, 16, 9, 26, 500000000, time.FixedZone("UTC+1", 3600))
 	base := Release{Pipeline: "shop", Version: "1", Commit: "abc", Labels: map[string]string{"team": "a"},
 		Artifacts: []Artifact{{Name: "api", URI: "x/api", Digest: d1}, {Name: "web", URI: "x/web", Digest: d2}}}
 	same := base
@@ -90,6 +92,7 @@ func TestDifferenceAndContentDigest(t *testing.T) {
 		{change(func(r *Release) { r.Artifacts = r.Artifacts[:1] }), `artifact "web" of the existing release is missing`},
 		{change(func(r *Release) { r.Artifacts = append(r.Artifacts, Artifact{Name: "cli", URI: "x/cli", Digest: d1}) }), `artifact "cli" is not in the existing release`},
 		{change(func(r *Release) { r.Commit = "def" }), "commit"},
+		{change(func(r *Release) { r.CommitTime = &commitTime }), `commit time "2025-03-14T15:09:26.5Z" differs from the existing release's ""`},
 		{change(func(r *Release) { r.Labels["team"] = "b" }), "labels differ"},
 	}
 	for _, c := range cases {
@@ -98,6 +101,57 @@ func TestDifferenceAndContentDigest(t *testing.T) {
 		}
 		if c.r.ContentDigest() == base.ContentDigest() {
 			t.Errorf("content digest unchanged for a release that differs by %q", c.want)
+		}
+	}
+}
+
+// TestContentDigestWithoutCommitTimeIsStable checks that a release without a
+// commit time keeps the digest it had before commit times existed:
+// approvals are bound to it.
+func TestContentDigestWithoutCommitTimeIsStable(t *testing.T) {
+	r := Release{Pipeline: "shop", Version: "1", Commit: "abc", Labels: map[string]string{"team": "a"},
+		Artifacts: []Artifact{{Name: "api", URI: "x/api", Digest: d1}}}
+	const want = "sha256:60432120aa7d06b396881d9f2dbbc614c18712d86999508e760c8951846e1768"
+	if got := r.ContentDigest(); got != want {
+		t.Errorf("ContentDigest = %s, want %s", got, want)
+	}
+	// The same instant in another zone is the same content.
+	utc := time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+	local := utc.In(time.FixedZone("UTC-5", -5*3600))
+	a, b := r, r
+	a.CommitTime, b.CommitTime = &utc, &local
+	if a.ContentDigest() != b.ContentDigest() || Difference(&a, &b) != "" {
+		t.Errorf("one commit time in two zones: digests %s / %s, difference %q", a.ContentDigest(), b.ContentDigest(), Difference(&a, &b))
+	}
+	if a.ContentDigest() == want {
+		t.Errorf("a commit time does not change the content digest")
+	}
+}
+
+func TestCheckCommitTime(t *testing.T) {
+	now := time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
+	epoch := time.Unix(0, 0)
+	tests := []struct {
+		name string
+		ct   *time.Time
+		want string // "" for accepted
+	}{
+		{"absent", nil, ""},
+		{"an hour ago", at(-time.Hour), ""},
+		{"within the allowed skew", at(MaxCommitTimeSkew), ""},
+		{"1970", &epoch, ""},
+		{"beyond the skew", at(MaxCommitTimeSkew + time.Second), "commit time 2025-03-14T12:05:01Z is in the future (server time 2025-03-14T12:00:00Z"},
+		{"zero", &time.Time{}, "commit time 0001-01-01T00:00:00Z is before 1970"},
+	}
+	for _, tt := range tests {
+		r := Release{CommitTime: tt.ct}
+		err := r.CheckCommitTime(now)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tt.name, err)
+		case tt.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: %v, want ErrInvalid containing %q", tt.name, err, tt.want)
 		}
 	}
 }

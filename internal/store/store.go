@@ -154,6 +154,10 @@ type PromotionFilter struct {
 	Active bool
 	// Unreviewed selects expedited or break-glass promotions nobody has reviewed.
 	Unreviewed bool
+	// FinishedSince and FinishedBefore, when set, select promotions that
+	// ended at or after FinishedSince and before FinishedBefore; either
+	// being set leaves out promotions that have not ended.
+	FinishedSince, FinishedBefore time.Time
 	// Ascending orders by Seq ascending; the default is newest first.
 	Ascending bool
 	Limit     int

@@ -274,17 +274,19 @@ func (t *tx) Pipelines(ctx context.Context) ([]pipeline.Revision, error) {
 
 // ---- releases ----
 
-const releaseColumns = `id, pipeline, version, artifacts, git_commit, source, build_url, labels, created_at, created_by`
+const releaseColumns = `id, pipeline, version, artifacts, git_commit, source, build_url, labels, created_at, created_by,
+	commit_time`
 
 func scanRelease(sc scanner) (*release.Release, error) {
 	var (
-		r         release.Release
-		artifacts string
-		labels    *string
-		createdAt string
+		r          release.Release
+		artifacts  string
+		labels     *string
+		createdAt  string
+		commitTime *string
 	)
 	if err := sc.Scan(&r.ID, &r.Pipeline, &r.Version, &artifacts, &r.Commit, &r.Source, &r.BuildURL,
-		&labels, &createdAt, &r.CreatedBy); err != nil {
+		&labels, &createdAt, &r.CreatedBy, &commitTime); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(artifacts), &r.Artifacts); err != nil {
@@ -297,6 +299,9 @@ func scanRelease(sc scanner) (*release.Release, error) {
 	}
 	var err error
 	if r.CreatedAt, err = decTime(createdAt); err != nil {
+		return nil, err
+	}
+	if r.CommitTime, err = decTimePtr(commitTime); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -322,10 +327,10 @@ func (t *tx) InsertRelease(ctx context.Context, r *release.Release) error {
 		s := string(b)
 		labels = &s
 	}
-	tag, err := t.exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+	tag, err := t.exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT DO NOTHING`,
 		r.ID, r.Pipeline, r.Version, string(artifacts), r.Commit, r.Source, r.BuildURL, labels,
-		encTime(r.CreatedAt), r.CreatedBy)
+		encTime(r.CreatedAt), r.CreatedBy, encTimePtr(r.CommitTime))
 	if err == nil && tag.RowsAffected() == 0 || isUnique(err) {
 		return fmt.Errorf("insert release %s of pipeline %s (ID %s): version or ID already exists: %w",
 			r.Version, r.Pipeline, r.ID, store.ErrConflict)
@@ -690,6 +695,12 @@ func (t *tx) Promotions(ctx context.Context, f store.PromotionFilter) ([]promoti
 	}
 	if f.Unreviewed {
 		c.add("(expedited OR override_window) AND reviewed_at IS NULL")
+	}
+	if !f.FinishedSince.IsZero() {
+		c.add("finished_at >= ?", encTime(f.FinishedSince))
+	}
+	if !f.FinishedBefore.IsZero() {
+		c.add("finished_at < ?", encTime(f.FinishedBefore))
 	}
 	q := `SELECT ` + promotionColumns + ` FROM promotions` + c.sql()
 	if f.Ascending {

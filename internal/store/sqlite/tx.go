@@ -230,17 +230,19 @@ func (t *tx) Pipelines(ctx context.Context) ([]pipeline.Revision, error) {
 
 // ---- releases ----
 
-const releaseColumns = `id, pipeline, version, artifacts, git_commit, source, build_url, labels, created_at, created_by`
+const releaseColumns = `id, pipeline, version, artifacts, git_commit, source, build_url, labels, created_at, created_by,
+	commit_time`
 
 func scanRelease(sc scanner) (*release.Release, error) {
 	var (
-		r         release.Release
-		artifacts string
-		labels    sql.NullString
-		createdAt string
+		r          release.Release
+		artifacts  string
+		labels     sql.NullString
+		createdAt  string
+		commitTime sql.NullString
 	)
 	if err := sc.Scan(&r.ID, &r.Pipeline, &r.Version, &artifacts, &r.Commit, &r.Source, &r.BuildURL,
-		&labels, &createdAt, &r.CreatedBy); err != nil {
+		&labels, &createdAt, &r.CreatedBy, &commitTime); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(artifacts), &r.Artifacts); err != nil {
@@ -253,6 +255,9 @@ func scanRelease(sc scanner) (*release.Release, error) {
 	}
 	var err error
 	if r.CreatedAt, err = decTime(createdAt); err != nil {
+		return nil, err
+	}
+	if r.CommitTime, err = decTimePtr(commitTime); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -277,9 +282,9 @@ func (t *tx) InsertRelease(ctx context.Context, r *release.Release) error {
 		}
 		labels = string(b)
 	}
-	_, err = t.exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.exec(ctx, `INSERT INTO releases (`+releaseColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Pipeline, r.Version, string(artifacts), r.Commit, r.Source, r.BuildURL, labels,
-		encTime(r.CreatedAt), r.CreatedBy)
+		encTime(r.CreatedAt), r.CreatedBy, encTimePtr(r.CommitTime))
 	if isUnique(err) {
 		return fmt.Errorf("insert release %s of pipeline %s (ID %s): version or ID already exists: %w",
 			r.Version, r.Pipeline, r.ID, store.ErrConflict)
@@ -622,6 +627,14 @@ func (t *tx) Promotions(ctx context.Context, f store.PromotionFilter) ([]promoti
 	}
 	if f.Unreviewed {
 		where = append(where, "(expedited <> 0 OR override_window <> 0) AND reviewed_at IS NULL")
+	}
+	if !f.FinishedSince.IsZero() {
+		where = append(where, "finished_at >= ?")
+		args = append(args, encTime(f.FinishedSince))
+	}
+	if !f.FinishedBefore.IsZero() {
+		where = append(where, "finished_at < ?")
+		args = append(args, encTime(f.FinishedBefore))
 	}
 	q := `SELECT ` + promotionColumns + ` FROM promotions`
 	if len(where) > 0 {

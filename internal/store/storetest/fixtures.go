@@ -97,17 +97,19 @@ func newRelease(id, pipelineName, version string, created time.Time) *release.Re
 			{Name: "api", URI: "registry.example.com/shop/api", Digest: digest('a')},
 			{Name: "web", URI: "registry.example.com/shop/web", Digest: digest('b')},
 		},
-		Commit:    "0123456789abcdef0123456789abcdef01234567",
-		Source:    "https://git.example.com/shop",
-		BuildURL:  "https://ci.example.com/build/" + version,
-		Labels:    map[string]string{"team": "checkout", "ticket": "SHOP-" + version},
-		CreatedAt: created,
-		CreatedBy: "ci",
+		Commit:     "0123456789abcdef0123456789abcdef01234567",
+		CommitTime: ptr(created.Add(-90 * time.Minute)),
+		Source:     "https://git.example.com/shop",
+		BuildURL:   "https://ci.example.com/build/" + version,
+		Labels:     map[string]string{"team": "checkout", "ticket": "SHOP-" + version},
+		CreatedAt:  created,
+		CreatedBy:  "ci",
 	}
 }
 
 func wantRelease(r release.Release) release.Release {
 	r.CreatedAt = utc(r.CreatedAt)
+	r.CommitTime = utcPtr(r.CommitTime)
 	return r
 }
 

@@ -180,6 +180,65 @@ func testPromotionFilters(t *testing.T, s store.Store) {
 	})
 }
 
+// testPromotionsFinished checks the selection of promotions by the time
+// they ended: FinishedSince is inclusive, FinishedBefore exclusive, and a
+// promotion that has not ended is never selected by either.
+func testPromotionsFinished(t *testing.T, s store.Store) {
+	finished := map[string]*time.Time{
+		"early":  ptr(at(-time.Hour)),
+		"start":  ptr(at(0)),
+		"middle": ptr(at(30 * time.Minute)),
+		"nanos":  ptr(at(time.Hour - time.Nanosecond)),
+		"end":    ptr(at(time.Hour)),
+		"open":   nil,
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		for _, id := range []string{"early", "start", "middle", "nanos", "end", "open"} {
+			p := newBarePromotion(id, "shop", "prod", "r1")
+			p.State, p.FinishedAt = promotion.Succeeded, finished[id]
+			if p.FinishedAt == nil {
+				p.State = promotion.Deploying
+			}
+			if id == "middle" {
+				p.Pipeline = "web"
+			}
+			if err := tx.InsertPromotion(ctx, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	tests := []struct {
+		name string
+		f    store.PromotionFilter
+		want []string
+	}{
+		{"since and before", store.PromotionFilter{FinishedSince: at(0), FinishedBefore: at(time.Hour), Ascending: true},
+			[]string{"start", "middle", "nanos"}},
+		{"since only", store.PromotionFilter{FinishedSince: at(0), Ascending: true}, []string{"start", "middle", "nanos", "end"}},
+		{"before only", store.PromotionFilter{FinishedBefore: at(0), Ascending: true}, []string{"early"}},
+		// The bound in another zone is the same instant.
+		{"bound in UTC", store.PromotionFilter{FinishedSince: at(time.Hour - time.Nanosecond).UTC(), Ascending: true}, []string{"nanos", "end"}},
+		{"with a pipeline", store.PromotionFilter{Pipeline: "shop", FinishedSince: at(0), FinishedBefore: at(time.Hour)},
+			[]string{"nanos", "start"}},
+		{"empty range", store.PromotionFilter{FinishedSince: at(time.Hour), FinishedBefore: at(time.Hour)}, []string{}},
+	}
+	view(t, s, func(ctx context.Context, tx store.Tx) error {
+		for _, tt := range tests {
+			got, err := tx.Promotions(ctx, tt.f)
+			if err != nil {
+				return err
+			}
+			ids := []string{}
+			for _, p := range got {
+				ids = append(ids, p.ID)
+			}
+			equal(t, "promotions, "+tt.name, ids, tt.want)
+		}
+		return nil
+	})
+}
+
 func testLockEnvironment(t *testing.T, s store.Store) {
 	p := newBarePromotion("p1", "shop", "prod", "rel-1")
 	update(t, s, func(ctx context.Context, tx store.Tx) error {

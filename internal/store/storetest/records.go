@@ -145,6 +145,7 @@ func testReleases(t *testing.T, s store.Store) {
 	r2 := newRelease("rel-2", "shop", "1.1.0", at(time.Hour))
 	r2.Labels = nil
 	r2.Commit, r2.Source, r2.BuildURL, r2.CreatedBy = "", "", "", ""
+	r2.CommitTime = nil
 	r2.Artifacts = r2.Artifacts[:1]
 	other := newRelease("rel-3", "web", "1.0.0", at(0)) // same version, another pipeline
 	update(t, s, func(ctx context.Context, tx store.Tx) error {

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PromotionFilters", testPromotionFilters},
 		{"PromotionGates", testPromotionGates},
 		{"PromotionUnreviewed", testPromotionUnreviewed},
+		{"PromotionsFinished", testPromotionsFinished},
 		{"Approvals", testApprovals},
 		{"ApprovalErrors", testApprovalErrors},
 		{"LockEnvironment", testLockEnvironment},
