@@ -8,12 +8,13 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/alert"
 	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/stats"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
 // actionAlert is the audit action of an alert group recorded on a promotion.
-const actionAlert = "promotion.alert"
+const actionAlert = stats.ActionAlert
 
 // alertDetails are the details of an actionAlert audit event.
 type alertDetails struct {

@@ -242,7 +242,7 @@ func (f *facts) readTransitions(problem func(string, ...any)) {
 			f.reachedDeploying = true
 		case promotion.Verifying:
 			f.deployed = true
-		case Watching:
+		case promotion.Watching:
 			f.liveAt = earliest(f.liveAt, &tr.at)
 		case promotion.Succeeded:
 			if f.liveAt == nil {
@@ -252,7 +252,7 @@ func (f *facts) readTransitions(problem func(string, ...any)) {
 			if tr.to == promotion.RollingBack || tr.to == promotion.Failed {
 				f.failedAt = earliest(f.failedAt, &tr.at)
 			}
-			if tr.from == Watching && f.watchFailedAt == nil {
+			if tr.from == promotion.Watching && f.watchFailedAt == nil {
 				f.watchFailedAt = &tr.at
 			}
 		}

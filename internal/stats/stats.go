@@ -19,10 +19,6 @@ import (
 	"github.com/ferry-dev/ferry/internal/release"
 )
 
-// Watching is the state of a promotion in its post-promotion watch window:
-// verified, live, and watched before it counts as succeeded.
-const Watching promotion.State = "watching"
-
 // Audit actions the figures read.
 const (
 	ActionCreate     = "promotion.create"

@@ -188,20 +188,20 @@ func TestWatchWindowsAndAlerts(t *testing.T) {
 	r := func(v string, h int) *release.Release { return rel(v, hm(h, 0), ptr(hm(h-1, 0))) }
 	// P1: watched 00:05 → 00:35 and succeeded; nothing happened.
 	s.promote("P1", "prod", true, r("1", 0), hm(0, 0)).to(hm(0, 0), promotion.Gating).deployed(hm(0, 1)).
-		to(hm(0, 5), Watching).to(hm(0, 35), promotion.Succeeded)
+		to(hm(0, 5), promotion.Watching).to(hm(0, 35), promotion.Succeeded)
 	// P2: watched from 01:05; an alert at 01:12; the watch fails at 01:15;
 	// rolled back 01:20. Detected 7m after going live; restored 8m after the alert.
 	s.promote("P2", "prod", true, r("2", 1), hm(1, 0)).to(hm(1, 0), promotion.Gating).deployed(hm(1, 1)).
-		to(hm(1, 5), Watching).alert(hm(1, 12)).to(hm(1, 15), promotion.RollingBack).to(hm(1, 20), promotion.RolledBack)
+		to(hm(1, 5), promotion.Watching).alert(hm(1, 12)).to(hm(1, 15), promotion.RollingBack).to(hm(1, 20), promotion.RolledBack)
 	// P3: into prod-eu, watched from 02:05, fails on its own at 02:25 and
 	// its rollback fails at 02:30: detected 20m after going live; nothing
 	// in prod-eu succeeds afterwards, so it is not restored.
 	s.promote("P3", "prod-eu", true, r("3", 2), hm(2, 0)).to(hm(2, 0), promotion.Gating).deployed(hm(2, 1)).
-		to(hm(2, 5), Watching).to(hm(2, 25), promotion.RollingBack).to(hm(2, 30), promotion.RollbackFailed)
+		to(hm(2, 5), promotion.Watching).to(hm(2, 25), promotion.RollingBack).to(hm(2, 30), promotion.RollbackFailed)
 	// P4: watched 03:05 → 03:10, succeeded; an alert at 03:20 (15m after
 	// going live); P5 restores prod at 04:10, 50m after the alert.
 	s.promote("P4", "prod", true, r("4", 3), hm(3, 0)).to(hm(3, 0), promotion.Gating).deployed(hm(3, 1)).
-		to(hm(3, 5), Watching).to(hm(3, 10), promotion.Succeeded).alert(hm(3, 20))
+		to(hm(3, 5), promotion.Watching).to(hm(3, 10), promotion.Succeeded).alert(hm(3, 20))
 	// P5: no watch window; an alert at 04:02 while it deploys does not count
 	// (it was not live yet); succeeded 04:10.
 	s.promote("P5", "prod", true, r("5", 4), hm(4, 0)).to(hm(4, 0), promotion.Gating).to(hm(4, 1), promotion.Deploying).alert(hm(4, 2)).
