@@ -15,14 +15,17 @@ type chartSVG = template.HTML
 // esc escapes text for SVG content and attribute values.
 func esc(s string) string { return template.HTMLEscapeString(s) }
 
-// Chart geometry, in SVG user units; the drawing scales to its container.
-const (
-	chartW      = 640.0
-	chartH      = 220.0
-	chartLeft   = 64.0
-	chartRight  = 20.0
-	chartTop    = 16.0
-	chartBottom = 40.0
+// frame is a chart's geometry in SVG user units; the drawing scales to its
+// container.
+type frame struct {
+	w, h, left, right, top, bottom float64
+}
+
+var (
+	// wideFrame is a measurement chart's, shown across the page.
+	wideFrame = frame{w: 640, h: 220, left: 64, right: 20, top: 16, bottom: 40}
+	// smallFrame is a daily figure's, shown two or three across.
+	smallFrame = frame{w: 380, h: 190, left: 58, right: 14, top: 12, bottom: 32}
 )
 
 // axis maps values onto a span of pixels.
@@ -70,12 +73,12 @@ func num(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
 func px(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
 // yGrid draws horizontal grid lines with labels.
-func yGrid(b *strings.Builder, y axis, label func(float64) string) {
+func yGrid(b *strings.Builder, f frame, y axis, label func(float64) string) {
 	for i := 0; i <= 4; i++ {
 		v := y.lo + (y.hi-y.lo)*float64(i)/4
 		py := y.at(v)
-		fmt.Fprintf(b, `<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>`, px(chartLeft), px(chartW-chartRight), px(py), px(py))
-		fmt.Fprintf(b, `<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>`, px(chartLeft-6), px(py+4), esc(label(v)))
+		fmt.Fprintf(b, `<line class="grid" x1="%s" x2="%s" y1="%s" y2="%s"/>`, px(f.left), px(f.w-f.right), px(py), px(py))
+		fmt.Fprintf(b, `<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>`, px(f.left-6), px(py+4), esc(label(v)))
 	}
 }
 
@@ -83,6 +86,7 @@ func yGrid(b *strings.Builder, y axis, label func(float64) string) {
 // thresholds: successful points as circles, failed ones as crosses, others
 // as triangles, each with a tooltip; a dashed line per threshold.
 func measurementChart(s series) chartSVG {
+	f := wideFrame
 	var vals []float64
 	var times []time.Time
 	for _, p := range s.Points {
@@ -97,9 +101,9 @@ func measurementChart(s series) chartSVG {
 		}
 	}
 	lo, hi := span(vals, false)
-	y := axis{lo: lo, hi: hi, from: chartH - chartBottom, to: chartTop}
+	y := axis{lo: lo, hi: hi, from: f.h - f.bottom, to: f.top}
 	t0, t1 := timeSpan(times)
-	x := axis{lo: 0, hi: t1.Sub(t0).Seconds(), from: chartLeft + 10, to: chartW - chartRight - 10}
+	x := axis{lo: 0, hi: t1.Sub(t0).Seconds(), from: f.left + 10, to: f.w - f.right - 10}
 	xAt := func(t time.Time) float64 { return x.at(t.Sub(t0).Seconds()) }
 
 	counts := map[string]int{}
@@ -114,11 +118,11 @@ func measurementChart(s series) chartSVG {
 	}
 	var b strings.Builder
 	id := fmt.Sprintf("m-%s-%d", s.Phase, s.Index)
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-d" xmlns="http://www.w3.org/2000/svg">`, int(chartW), int(chartH), id, id)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-d" xmlns="http://www.w3.org/2000/svg">`, int(f.w), int(f.h), id, id)
 	fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, id, esc(title), id, esc(desc))
-	yGrid(&b, y, num)
-	fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s">%s</text>`, px(chartLeft), px(chartH-12), esc(t0.UTC().Format("15:04:05")))
-	fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>`, px(chartW-chartRight), px(chartH-12), esc(t1.UTC().Format("15:04:05 UTC")))
+	yGrid(&b, f, y, num)
+	fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s">%s</text>`, px(f.left), px(f.h-12), esc(t0.UTC().Format("15:04:05")))
+	fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>`, px(f.w-f.right), px(f.h-12), esc(t1.UTC().Format("15:04:05 UTC")))
 	for _, th := range []struct {
 		t     *threshold
 		class string
@@ -129,8 +133,8 @@ func measurementChart(s series) chartSVG {
 		}
 		py := y.at(th.t.Value)
 		fmt.Fprintf(&b, `<g class="%s"><title>%s threshold: %s</title><line x1="%s" x2="%s" y1="%s" y2="%s"/>`,
-			th.class, th.what, esc(th.t.Text), px(chartLeft), px(chartW-chartRight), px(py), px(py))
-		fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="end">%s: %s</text></g>`, px(chartW-chartRight-4), px(py-5), th.what, esc(th.t.Text))
+			th.class, th.what, esc(th.t.Text), px(f.left), px(f.w-f.right), px(py), px(py))
+		fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="end">%s: %s</text></g>`, px(f.w-f.right-4), px(py-5), th.what, esc(th.t.Text))
 	}
 	var line []string
 	for _, p := range s.Points {
@@ -147,7 +151,7 @@ func measurementChart(s series) chartSVG {
 			tip += ": " + p.Error
 		}
 		cx := xAt(p.At)
-		cy := chartH - chartBottom - 4
+		cy := f.h - f.bottom - 4
 		if p.Value != nil {
 			cy = y.at(*p.Value)
 		}
@@ -190,7 +194,9 @@ func timeSpan(ts []time.Time) (time.Time, time.Time) {
 
 // dailyChart draws one figure per day as a line with a point per day that
 // has a value; days without one leave a gap.
-func dailyChart(id, title string, days []time.Time, values []*float64, zeroBased bool, label func(float64) string) chartSVG {
+// A fraction (a rate) is drawn from 0 to 100%.
+func dailyChart(id, title string, days []time.Time, values []*float64, fraction bool, label func(float64) string) chartSVG {
+	f := smallFrame
 	var vals []float64
 	known := 0
 	for _, v := range values {
@@ -199,17 +205,22 @@ func dailyChart(id, title string, days []time.Time, values []*float64, zeroBased
 			known++
 		}
 	}
-	lo, hi := span(vals, zeroBased)
-	y := axis{lo: lo, hi: hi, from: chartH - chartBottom, to: chartTop}
-	x := axis{lo: 0, hi: float64(max(len(days)-1, 1)), from: chartLeft + 10, to: chartW - chartRight - 10}
+	lo, hi := span(vals, true)
+	if fraction {
+		lo, hi = 0, 1
+	} else if hi <= 0 {
+		hi = 1
+	}
+	y := axis{lo: lo, hi: hi, from: f.h - f.bottom, to: f.top}
+	x := axis{lo: 0, hi: float64(max(len(days)-1, 1)), from: f.left + 10, to: f.w - f.right - 10}
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-d" xmlns="http://www.w3.org/2000/svg">`, int(chartW), int(chartH), id, id)
+	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-t %s-d" xmlns="http://www.w3.org/2000/svg">`, int(f.w), int(f.h), id, id)
 	desc := fmt.Sprintf("%d of %d days have a value.", known, len(days))
 	if len(days) > 0 {
 		desc = fmt.Sprintf("From %s to %s: ", days[0].Format("2006-01-02"), days[len(days)-1].Format("2006-01-02")) + desc
 	}
 	fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, esc(id), esc(title), esc(id), esc(desc))
-	yGrid(&b, y, label)
+	yGrid(&b, f, y, label)
 	if len(days) > 0 {
 		for _, i := range []int{0, len(days) / 2, len(days) - 1} {
 			anchor := "middle"
@@ -218,7 +229,7 @@ func dailyChart(id, title string, days []time.Time, values []*float64, zeroBased
 			} else if i == len(days)-1 {
 				anchor = "end"
 			}
-			fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="%s">%s</text>`, px(x.at(float64(i))), px(chartH-12), anchor, esc(days[i].Format("Jan 2")))
+			fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="%s">%s</text>`, px(x.at(float64(i))), px(f.h-12), anchor, esc(days[i].Format("Jan 2")))
 		}
 	}
 	var run []string
@@ -243,7 +254,7 @@ func dailyChart(id, title string, days []time.Time, values []*float64, zeroBased
 		}
 	}
 	if known == 0 {
-		fmt.Fprintf(&b, `<text class="empty" x="%s" y="%s" text-anchor="middle">no data in this period</text>`, px(chartW/2), px(chartH/2))
+		fmt.Fprintf(&b, `<text class="empty" x="%s" y="%s" text-anchor="middle">no data in this period</text>`, px(f.w/2), px(f.h/2))
 	}
 	b.WriteString(`</svg>`)
 	return chartSVG(b.String())

@@ -87,8 +87,8 @@ func dagSVG(pipelineName string, envs []view.Environment) chartSVG {
 	h := graphPd*2 + float64(rows)*nodeH + float64(max(rows-1, 0))*rowGap
 	arrow := "arrow-" + pipelineName
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg class="dag" viewBox="0 0 %s %s" role="group" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
-		px(w), px(h), esc("Environments of "+pipelineName+" and their order"))
+	fmt.Fprintf(&b, `<svg class="dag" width="%d" height="%d" viewBox="0 0 %s %s" role="group" aria-label="%s" xmlns="http://www.w3.org/2000/svg">`,
+		int(w), int(h), px(w), px(h), esc("Environments of "+pipelineName+" and their order"))
 	fmt.Fprintf(&b, `<defs><marker id="%s" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" class="arrowhead"/></marker></defs>`, esc(arrow))
 	for _, e := range envs {
 		to := pos[e.Name]

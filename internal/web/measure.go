@@ -141,6 +141,13 @@ func stepOf(env pipeline.Environment, phase promotion.Phase, index int) (pipelin
 			}
 		}
 		return pipeline.Step{}, false
+	case promotion.PhaseRollback:
+		// A rollback runs the canary's set-weight steps (at weight 0) first,
+		// then the deploy steps and the checks.
+		if env.Strategy != nil && env.Strategy.Canary != nil {
+			steps = append(steps, env.Strategy.Canary.SetWeight...)
+		}
+		steps = append(append(steps, env.Steps...), env.Verify...)
 	}
 	if index < 0 || index >= len(steps) {
 		return pipeline.Step{}, false

@@ -238,7 +238,7 @@ func timeline(p *view.Promotion, events []audit.Event) []timelineItem {
 		}
 		if s.FinishedAt != nil {
 			detail := s.Error
-			if s.ExitCode != nil {
+			if s.ExitCode != nil && *s.ExitCode != 0 && !strings.Contains(s.Error, "exit") {
 				detail = strings.TrimSpace(fmt.Sprintf("exit code %d. %s", *s.ExitCode, s.Error))
 			}
 			out = append(out, timelineItem{At: *s.FinishedAt, Kind: kind, Look: stateLook(s.State),
@@ -247,8 +247,8 @@ func timeline(p *view.Promotion, events []audit.Event) []timelineItem {
 	}
 	for _, ev := range events {
 		switch ev.Action {
-		case "promotion.transition", "promotion.approve", "promotion.reject":
-			continue // shown above
+		case "promotion.create", "promotion.transition", "promotion.approve", "promotion.reject", "step.start", "step.finish":
+			continue // shown above, from the promotion itself
 		}
 		out = append(out, timelineItem{At: ev.Time, Kind: "audit", Look: look{"§", ev.Action, "muted"},
 			Title: ev.Action, Detail: ev.Reason, Actor: ev.Actor})

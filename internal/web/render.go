@@ -116,7 +116,7 @@ func stateLook(state string) look {
 	case "queued", "pending", "waiting":
 		return look{"◷", label, "muted"}
 	case "gating", "awaiting_approval", "paused", "inconclusive":
-		return look{"⏸", label, "wait"}
+		return look{"‖", label, "wait"}
 	case "deploying", "verifying", "running", "watching":
 		return look{"▶", label, "run"}
 	case "":

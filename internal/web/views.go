@@ -122,11 +122,11 @@ func figureCharts(rep StatsReport) (figures, dora []figureChart) {
 		{"Promotion success rate", "share of ended promotions that succeeded", pctTotal(t.SuccessRate),
 			dailyChart("fig-success", "Promotion success rate per day", dayList, rate(func(f StatsFigures) *float64 { return f.SuccessRate }), true, pct)},
 		{"Mean time to promote", "from request to success", durTotal(t.MeanTimeToPromote),
-			dailyChart("fig-mttp", "Mean time to promote per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.MeanTimeToPromote }), true, mins)},
+			dailyChart("fig-mttp", "Mean time to promote per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.MeanTimeToPromote }), false, mins)},
 		{"Rollback rate", "share of ended promotions rolled back", pctTotal(t.RollbackRate),
 			dailyChart("fig-rollback", "Rollback rate per day", dayList, rate(func(f StatsFigures) *float64 { return f.RollbackRate }), true, pct)},
 		{"Approval latency", "from waiting for approval to the first approval", durTotal(t.ApprovalLatency),
-			dailyChart("fig-approval", "Approval latency per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.ApprovalLatency }), true, mins)},
+			dailyChart("fig-approval", "Approval latency per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.ApprovalLatency }), false, mins)},
 	}
 	freq := "no data"
 	if t.DeploymentFrequency != nil {
@@ -134,13 +134,13 @@ func figureCharts(rep StatsReport) (figures, dora []figureChart) {
 	}
 	dora = []figureChart{
 		{"Deployment frequency", "successful production deployments per day", freq,
-			dailyChart("dora-freq", "Deployment frequency per day", dayList, rate(func(f StatsFigures) *float64 { return f.DeploymentFrequency }), true, perDay)},
+			dailyChart("dora-freq", "Deployment frequency per day", dayList, rate(func(f StatsFigures) *float64 { return f.DeploymentFrequency }), false, perDay)},
 		{"Lead time for changes", "from release creation to production", durTotal(t.LeadTime),
-			dailyChart("dora-lead", "Lead time for changes per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.LeadTime }), true, mins)},
+			dailyChart("dora-lead", "Lead time for changes per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.LeadTime }), false, mins)},
 		{"Change failure rate", "share of production deployments that failed or were rolled back", pctTotal(t.ChangeFailureRate),
 			dailyChart("dora-cfr", "Change failure rate per day", dayList, rate(func(f StatsFigures) *float64 { return f.ChangeFailureRate }), true, pct)},
 		{"Time to restore", "from a failed production deployment to a good release running again", durTotal(t.TimeToRestore),
-			dailyChart("dora-mttr", "Time to restore per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.TimeToRestore }), true, mins)},
+			dailyChart("dora-mttr", "Time to restore per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.TimeToRestore }), false, mins)},
 	}
 	return figures, dora
 }

@@ -176,12 +176,11 @@ func (d *Dashboard) Close() {
 // ServeHTTP serves the dashboard's pages and hands every other request to
 // Config.Fallback.
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h, pattern := d.mux.Handler(r)
-	if pattern == "" {
+	if _, pattern := d.mux.Handler(r); pattern == "" {
 		d.cfg.Fallback.ServeHTTP(w, r)
 		return
 	}
-	h.ServeHTTP(w, r)
+	d.mux.ServeHTTP(w, r) // sets the path values Handler does not
 }
 
 // routes lists the dashboard's pages and actions. Every path not here goes
