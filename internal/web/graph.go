@@ -72,8 +72,9 @@ const (
 
 // dagSVG draws a pipeline's environments as a graph: a box per environment
 // with its state (icon and word) and release, an arrow per `after` edge.
-// Each box links to the environment's card below it.
-func dagSVG(pipelineName string, envs []view.Environment) chartSVG {
+// Each box links to the environment's card below it. Environments in hidden
+// show their name only.
+func dagSVG(pipelineName string, envs []view.Environment, hidden map[string]bool) chartSVG {
 	cols := columns(envs)
 	pos := map[string][2]float64{}
 	rows := 0
@@ -115,6 +116,9 @@ func dagSVG(pipelineName string, envs []view.Environment) chartSVG {
 		current := "nothing deployed"
 		if e.Current != nil {
 			current = "runs " + e.Current.Version
+		}
+		if hidden[e.Name] {
+			lk, current = look{"–", "not visible to you", "muted"}, ""
 		}
 		label := fmt.Sprintf("%s: %s, %s", e.Name, current, lk.Label)
 		if len(e.Queued) > 0 {

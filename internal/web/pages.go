@@ -32,9 +32,12 @@ type pipelineView struct {
 // visitor may take on it.
 type envCard struct {
 	view.Environment
-	Pipeline    string
-	Anchor      string
-	Shown       *view.PromotionRef
+	Pipeline string
+	Anchor   string
+	Shown    *view.PromotionRef
+	// Hidden is set when the visitor may not see the environment: its
+	// releases and promotions are left out.
+	Hidden      bool
 	CanPromote  bool
 	CanRollback bool
 	CanAbort    bool
@@ -48,18 +51,23 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, v *visitor)
 	}
 	var out []pipelineView
 	for _, pl := range all {
-		if !v.Can(auth.ActionView, pl.Name, "") {
-			continue
-		}
-		st, err := d.svc.Status(ctx, pl.Name)
+		st, ok, err := d.visibleStatus(r, v, pl.Name, pl.Environments)
 		if err != nil {
 			return err
 		}
-		pv := pipelineView{Name: pl.Name, Revision: st.Revision, Graph: dagSVG(pl.Name, st.Environments)}
+		if !ok {
+			continue
+		}
+		hidden := map[string]bool{}
+		for _, e := range st.Environments {
+			hidden[e.Name] = !v.Can(auth.ActionView, pl.Name, e.Name)
+		}
+		pv := pipelineView{Name: pl.Name, Revision: st.Revision, Graph: dagSVG(pl.Name, st.Environments, hidden)}
 		for _, col := range columns(st.Environments) {
 			var cards []envCard
 			for _, e := range col {
 				c := envCard{Environment: e, Pipeline: pl.Name, Anchor: envAnchor(pl.Name, e.Name), Shown: shown(e),
+					Hidden:      hidden[e.Name],
 					CanPromote:  v.Can(auth.ActionPromote, pl.Name, e.Name),
 					CanRollback: e.Current != nil && v.Can(auth.ActionRollback, pl.Name, e.Name),
 					CanAbort:    e.Active != nil && v.Can(auth.ActionAbort, pl.Name, e.Name)}
@@ -76,6 +84,34 @@ func (d *Dashboard) overview(w http.ResponseWriter, r *http.Request, v *visitor)
 	}
 	d.render(w, r, v, http.StatusOK, "overview", page{Title: "Pipelines", Nav: "overview", Watch: "*", Data: out})
 	return nil
+}
+
+// visibleStatus returns a pipeline's status as the visitor may see it: the
+// whole of it with view on the pipeline; with view on some environments
+// only, those environments' releases and promotions, the others reduced to
+// their names and order. ok is false when the visitor may see nothing of it.
+func (d *Dashboard) visibleStatus(r *http.Request, v *visitor, pipelineName string, envs []string) (*view.Status, bool, error) {
+	whole := v.Can(auth.ActionView, pipelineName, "")
+	some := whole
+	for _, e := range envs {
+		some = some || v.Can(auth.ActionView, pipelineName, e)
+	}
+	if !some {
+		return nil, false, nil
+	}
+	st, err := d.svc.Status(r.Context(), pipelineName)
+	if err != nil {
+		return nil, false, err
+	}
+	if whole {
+		return st, true, nil
+	}
+	for i, e := range st.Environments {
+		if !v.Can(auth.ActionView, pipelineName, e.Name) {
+			st.Environments[i] = view.Environment{Name: e.Name, After: e.After, AutoPromote: e.AutoPromote, Queued: []view.PromotionRef{}}
+		}
+	}
+	return st, true, nil
 }
 
 func anyPromote(cols [][]envCard) bool {
