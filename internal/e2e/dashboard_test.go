@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,7 +362,7 @@ func (b *browser) count(sel string) int {
 	return evalAs[int](b, `document.querySelectorAll(`+string(q)+`).length`)
 }
 
-// waitJS waits until a JavaScript expression is true.
+// waitJS waits until the page has loaded and a JavaScript expression is true.
 func (b *browser) waitJS(expr, what string) {
 	b.t.Helper()
 	b.waitJSFor(expr, what, 20*time.Second)
@@ -372,7 +373,7 @@ func (b *browser) waitJSFor(expr, what string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+expr+`)`))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.readyState === "complete" && !!(`+expr+`)`))
 		cancel()
 		if err == nil && ok {
 			return
@@ -537,5 +538,64 @@ func mustJSON(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("decode %T: %v\n%s", v, err, s)
+	}
+}
+
+// TestQuickstartDashboard is the README's first session, in a browser: run
+// `ferry up`, open the dashboard it prints, sign in with the token it
+// prints, promote release 1.0.0 to prod from the page, approve it from the
+// inbox and watch it move until prod runs it.
+func TestQuickstartDashboard(t *testing.T) {
+	chrome := chromiumPath(t)
+	shots := screenshotDir(t)
+	run := startUp(t)
+	defer func() {
+		_ = run.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-run.exited:
+		case <-time.After(30 * time.Second):
+			t.Error("ferry up did not stop on SIGINT")
+		}
+	}()
+	_, token, _ := strings.Cut(run.text, "admin token (shown once): ")
+	token, _, _ = strings.Cut(token, "\n")
+	_, dashboard, ok := strings.Cut(run.text, "Dashboard: ")
+	dashboard, _, _ = strings.Cut(dashboard, " ")
+	if !ok || dashboard != "http://"+run.addr+"/" {
+		t.Fatalf("ferry up printed no dashboard address:\n%s", run.text)
+	}
+
+	b := newBrowser(t, chrome)
+	b.run(chromedp.Navigate(dashboard))
+	b.waitJS(`location.pathname === "/signin"`, "the sign-in page")
+	b.signIn(token)
+	b.waitJS(`document.querySelector("#env-quickstart-prod") !== null`, "the quickstart pipeline")
+	if got := b.text(`#env-quickstart-staging [data-testid=current]`); !strings.Contains(got, "1.0.0") {
+		t.Fatalf("staging runs %q, want 1.0.0", got)
+	}
+	b.run(chromedp.Click(chromedp.CSS(`#env-quickstart-prod details.action summary`)))
+	b.run(chromedp.SetValue(chromedp.CSS(`#env-quickstart-prod-release`), "1.0.0"))
+	b.run(chromedp.SendKeys(chromedp.CSS(`#env-quickstart-prod-reason`), "first prod release"))
+	b.run(chromedp.Click(chromedp.CSS(`#env-quickstart-prod form[action$="/promote"] button[type=submit]`)))
+	b.waitJS(`location.pathname.startsWith("/promotions/")`, "the promotion page")
+	b.waitState("awaiting approval", 30*time.Second)
+	id := strings.TrimPrefix(b.eval(`location.pathname`), "/promotions/")
+
+	// The promotion page offers the approval too; the inbox says what it is.
+	b.run(chromedp.Navigate(dashboard + "inbox"))
+	b.waitJS(`document.querySelector("article.approval[data-promotion='`+id+`']") !== null`, "the promotion in the inbox")
+	b.run(chromedp.Click(chromedp.CSS(`article.approval [data-testid=approve]`)))
+	b.waitJS(`location.pathname === "/promotions/`+id+`"`, "the promotion page after approving")
+	b.markPage()
+	b.waitState("succeeded", 60*time.Second)
+	b.shot(shots, "quickstart-approved")
+	if got := b.eval(`String(window.__ferryMark)`); got != "kept" {
+		t.Fatal("the page reloaded while the promotion moved")
+	}
+	if body := httpGet(t, "http://127.0.0.1:18083/"); !strings.Contains(body, "release 1.0.0") {
+		t.Fatalf("the prod demo app says %q", body)
+	}
+	if tl := b.text(`[data-testid=timeline]`); !strings.Contains(tl, "approved by admin") || !strings.Contains(tl, "deploying → verifying") {
+		t.Fatalf("timeline:\n%s", tl)
 	}
 }
