@@ -112,6 +112,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.waitJS(`document.querySelector("figure.measure svg.chart .thr-ok") !== null && document.querySelectorAll("figure.measure .pt").length >= 3`,
 		"the error-rate measurements charted with their threshold")
 	b.shot(shots, "promotion")
+	b.assertLabelled("the promotion page")
 	devID := strings.TrimPrefix(b.eval(`location.pathname`), "/promotions/")
 	if !strings.Contains(b.text(`pre#log-deploy-0`), "deploying 1.0.0") {
 		t.Fatalf("the deploy step's output is not shown: %q", b.text(`pre#log-deploy-0`))
@@ -145,6 +146,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 	b.shot(shots, "inbox")
+	b.assertLabelled("the inbox")
 	b.run(chromedp.SendKeys(chromedp.CSS(`#comment-`+prodP.ID), "looks good"))
 	b.run(chromedp.Click(chromedp.CSS(`article.approval [data-testid=approve]`)))
 	b.waitJS(`location.pathname === "/promotions/`+prodP.ID+`"`, "the promotion page after approving")
@@ -235,6 +237,26 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.run(chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/"))
 	b.waitJS(`document.querySelector("[data-pipeline=shop]") !== null`, "the overview")
 	b.shot(shots, "overview")
+	b.assertLabelled("the overview")
+
+	// The keyboard reaches everything: the first Tab lands on the skip
+	// link, and Tabs then reach an environment's Promote form, which Enter opens.
+	b.run(chromedp.KeyEvent("\t"))
+	if got := b.eval(`document.activeElement.textContent`); got != "Skip to content" {
+		t.Fatalf("first Tab focuses %q, want the skip link", got)
+	}
+	if b.eval(`getComputedStyle(document.activeElement).outlineStyle`) == "none" {
+		t.Fatal("the focused link has no visible focus style")
+	}
+	target := `document.activeElement === document.querySelector("#env-shop-dev details.action summary")`
+	for i := 0; i < 40 && b.eval(`String(`+target+`)`) != "true"; i++ {
+		b.run(chromedp.KeyEvent("\t"))
+	}
+	if b.eval(`String(`+target+`)`) != "true" {
+		t.Fatalf("40 Tabs never reached dev's Promote form; focus is on %q", b.eval(`document.activeElement.outerHTML.slice(0, 120)`))
+	}
+	b.run(chromedp.KeyEvent("\r"))
+	b.waitJS(`document.querySelector("#env-shop-dev details.action").open`, "Enter to open the Promote form")
 
 	// A viewer sees the pipeline but no action, and the server refuses a
 	// forged one.
@@ -421,6 +443,15 @@ func (b *browser) signOut() {
 	b.t.Helper()
 	b.run(chromedp.Click(chromedp.CSS(`form[action="/signout"] button`)))
 	b.waitJS(`location.pathname === "/signin"`, "signing out")
+}
+
+// assertLabelled checks that every form control of the page has a label.
+func (b *browser) assertLabelled(page string) {
+	b.t.Helper()
+	unlabelled := b.eval(`Array.from(document.querySelectorAll("input:not([type=hidden]), select, textarea")).filter(e => e.labels.length === 0).map(e => e.outerHTML).join("\n")`)
+	if unlabelled != "" {
+		b.t.Fatalf("controls without a label on %s:\n%s", page, unlabelled)
+	}
 }
 
 // shot writes a full-page PNG screenshot.

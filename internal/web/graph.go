@@ -121,6 +121,9 @@ func dagSVG(pipelineName string, envs []view.Environment, hidden map[string]bool
 			lk, current = look{"–", "not visible to you", "muted"}, ""
 		}
 		label := fmt.Sprintf("%s: %s, %s", e.Name, current, lk.Label)
+		if current == "" {
+			label = e.Name + ": " + lk.Label
+		}
 		if len(e.Queued) > 0 {
 			label += fmt.Sprintf(", %d queued", len(e.Queued))
 		}

@@ -181,3 +181,11 @@ func TestTraceIDIsThePromotionID(t *testing.T) {
 		t.Fatalf("traceID of a non-UUID = %s", got)
 	}
 }
+
+func TestHiddenEnvironmentsShowTheirNameOnly(t *testing.T) {
+	envs := []view.Environment{{Name: "dev", Current: &view.ReleaseRef{Version: "9.9.9"}}, {Name: "prod", After: []string{"dev"}}}
+	dag := string(dagSVG("shop", envs, map[string]bool{"dev": true}))
+	if strings.Contains(dag, "9.9.9") || !strings.Contains(dag, `aria-label="dev: not visible to you"`) {
+		t.Fatalf("graph of a hidden environment:\n%s", dag)
+	}
+}
