@@ -90,13 +90,13 @@ func readDefaultToken() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// withoutTokens returns environ without the variables that hold API tokens,
-// so that steps never inherit the server's admin token.
+// withoutTokens returns environ without the variables that hold API tokens
+// and the dashboard's session key, so that steps never inherit them.
 func withoutTokens(environ []string) []string {
 	out := make([]string, 0, len(environ))
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if name == adminTokenEnv || name == "FERRY_TOKEN" {
+		if name == adminTokenEnv || name == "FERRY_TOKEN" || name == sessionKeyEnv {
 			continue
 		}
 		out = append(out, kv)

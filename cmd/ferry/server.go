@@ -22,6 +22,7 @@ import (
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
 	"github.com/ferry-dev/ferry/internal/step/metric"
+	"github.com/ferry-dev/ferry/internal/web"
 )
 
 // version is Ferry's version, set at build time with -ldflags "-X main.version=...".
@@ -138,6 +139,11 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 			return nil, err
 		}
 	}
+	key, err := sessionKey(o.dataDir)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	base := append(withoutTokens(os.Environ()), o.extraEnv...)
 	s.engine, err = engine.New(engine.Config{
 		Store:  s.store.store,
@@ -166,14 +172,27 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		ln.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
+	apiHandler := api.New(api.Config{
+		Service: s.engine, Store: s.store.store, Logger: log, Version: version,
+		Ready: s.engine.Ready, DisableAuth: o.auth == "off",
+	})
+	// The dashboard serves its pages and hands every other path to the API.
+	dash, err := web.New(web.Config{
+		Service: s.engine, Store: s.store.store, Stats: web.StoreStats{Store: s.store.store},
+		SessionKey: key, DisableAuth: o.auth == "off", Fallback: apiHandler, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		s.engine.Stop()
+		return nil, err
+	}
 	s.http = &http.Server{
-		Handler: api.New(api.Config{
-			Service: s.engine, Store: s.store.store, Logger: log, Version: version,
-			Ready: s.engine.Ready, DisableAuth: o.auth == "off",
-		}),
+		Handler:           dash,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	// Event streams never go idle: end them when shutdown begins.
+	s.http.RegisterOnShutdown(dash.Close)
 	go func() { s.served <- s.http.Serve(ln) }()
 	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version)
 	ok = true

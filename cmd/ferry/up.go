@@ -29,9 +29,10 @@ func newUpCommand(_ *globals) *cobra.Command {
 		Short: "Start a server with the quickstart pipeline and promote a first release",
 		Long: `Start a Ferry server on embedded SQLite, apply the quickstart pipeline
 (examples/quickstart: dev → staging → prod, a tiny demo app per environment
-running as a local process), create release 1.0.0 and promote it to dev; it
-moves on to staging by itself. Then print what to try next, and serve until
-interrupted. The demo apps are stopped on exit.`,
+running as a local process; prod waits for one approval), create release
+1.0.0 and promote it to dev; it moves on to staging by itself. Then print the
+dashboard's address and what to try next, and serve until interrupted. The
+demo apps are stopped on exit.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
@@ -82,6 +83,14 @@ func up(ctx context.Context, o serverOptions, out, logOut io.Writer) error {
 	if srv.adminToken != "" {
 		fmt.Fprintf(out, "admin token (shown once): %s\n", srv.adminToken)
 	}
+	switch {
+	case o.auth != "on":
+		fmt.Fprintf(out, "Dashboard: http://%s/ (authentication is off)\n", srv.addr)
+	case srv.adminToken != "":
+		fmt.Fprintf(out, "Dashboard: http://%s/ (sign in with the admin token above)\n", srv.addr)
+	default:
+		fmt.Fprintf(out, "Dashboard: http://%s/ (sign in with an API token, such as the one in %s)\n", srv.addr, filepath.Join(o.dataDir, adminTokenFile))
+	}
 
 	applied, err := eng.Apply(ctx, actor, quickstart.Filename, quickstart.Pipeline)
 	if err != nil {
@@ -119,7 +128,9 @@ In another terminal (build the CLI once with: go build -o ferry ./cmd/ferry):
 %[4]s
 
   ./ferry status --pipeline quickstart
-  ./ferry promote --pipeline quickstart --release %[1]s --to prod --reason "first prod release" --wait
+  ./ferry promote --pipeline quickstart --release %[1]s --to prod --reason "first prod release"
+  ./ferry approvals                                                          # prod waits for one approval
+  ./ferry approve <promotion-id> --comment "looks good"                      # or approve it in the dashboard
   ./ferry release create --pipeline quickstart --version 1.1.0 --artifact app=example.com/quickstart/app@%[2]s
   ./ferry promote --pipeline quickstart --release 1.1.0 --to dev --wait     # staging follows automatically
   ./ferry release create --pipeline quickstart --version 1.2.0-bad --artifact app=example.com/quickstart/app@%[3]s

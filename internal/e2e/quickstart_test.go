@@ -16,12 +16,23 @@ import (
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/pgtest"
 	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/view"
 )
 
-// TestQuickstartUp runs the README's main command (`ferry up`), follows the
-// walkthrough it prints — promote to prod, ship a bad release that is rolled
-// back — and stops it with SIGINT.
-func TestQuickstartUp(t *testing.T) {
+// upRun is a running `ferry up`.
+type upRun struct {
+	cmd    *exec.Cmd
+	dir    string
+	addr   string
+	text   string // what it printed until it was ready
+	logs   *syncBuffer
+	exited chan struct{}
+}
+
+// startUp runs `ferry up` in a new directory and waits until it printed
+// its walkthrough.
+func startUp(t *testing.T) *upRun {
+	t.Helper()
 	dir := t.TempDir()
 	addr := freePort(t)
 	up := exec.Command(ferryBin, "up", "--data", filepath.Join(dir, "data"), "--listen", addr)
@@ -38,7 +49,7 @@ func TestQuickstartUp(t *testing.T) {
 	}
 	exited := make(chan struct{})
 	var out strings.Builder
-	ready := make(chan struct{})
+	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		signalled := false
@@ -46,7 +57,7 @@ func TestQuickstartUp(t *testing.T) {
 			out.WriteString(sc.Text() + "\n")
 			if strings.Contains(sc.Text(), "Press Ctrl-C") && !signalled {
 				signalled = true
-				close(ready)
+				ready <- out.String()
 			}
 		}
 		_ = up.Wait()
@@ -56,14 +67,24 @@ func TestQuickstartUp(t *testing.T) {
 		_ = up.Process.Kill()
 		<-exited
 	})
+	var text string
 	select {
-	case <-ready:
+	case text = <-ready:
 	case <-exited:
 		t.Fatalf("ferry up exited:\n%s\n%s", out.String(), logs.String())
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("ferry up not ready after 2 minutes:\n%s", logs.String())
 	}
-	text := out.String()
+	return &upRun{cmd: up, dir: dir, addr: addr, text: text, logs: logs, exited: exited}
+}
+
+// TestQuickstartUp runs the README's main command (`ferry up`), follows the
+// walkthrough it prints — promote to prod, ship a bad release that is rolled
+// back — and stops it with SIGINT.
+func TestQuickstartUp(t *testing.T) {
+	run := startUp(t)
+	up, dir, addr, exited := run.cmd, run.dir, run.addr, run.exited
+	text := run.text
 	for _, w := range []string{"dev      1.0.0: succeeded", "staging  1.0.0: succeeded", "ferry promote --pipeline quickstart"} {
 		if !strings.Contains(text, w) {
 			t.Fatalf("ferry up output lacks %q:\n%s", w, text)
@@ -93,12 +114,19 @@ func TestQuickstartUp(t *testing.T) {
 	if r := s.as("").ferry("status", "--pipeline", "quickstart"); r.code != 1 || !strings.Contains(r.stderr, "not known to this server") {
 		t.Fatalf("status with another token: exit %d\n%s", r.code, r.stderr)
 	}
-	r := s.ferry("promote", "--pipeline", "quickstart", "--release", "1.0.0", "--to", "prod", "--reason", "first prod release", "--wait")
-	if r.code != 0 {
-		t.Fatalf("promote to prod: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	// prod waits for one approval, which the quickstart lets its single user give.
+	var prod view.Promotion
+	mustJSON(t, s.must("promote", "--pipeline", "quickstart", "--release", "1.0.0", "--to", "prod", "--reason", "first prod release", "-o", "json"), &prod)
+	s.waitState(prod.ID, promotion.AwaitingApproval)
+	s.must("approve", prod.ID, "--comment", "looks good")
+	if p := s.waitEnded(prod.ID); p.State != promotion.Succeeded {
+		t.Fatalf("prod after approval: %s %s", p.State, p.Message)
+	}
+	if !strings.Contains(text, "Dashboard: http://"+addr+"/ (sign in with the admin token above)") {
+		t.Fatalf("ferry up does not point to the dashboard:\n%s", text)
 	}
 	s.must("release", "create", "--pipeline", "quickstart", "--version", "1.2.0-bad", "--artifact", "app=example.com/quickstart/app@"+digest("bad"))
-	r = s.ferry("promote", "--pipeline", "quickstart", "--release", "1.2.0-bad", "--to", "dev", "--wait")
+	r := s.ferry("promote", "--pipeline", "quickstart", "--release", "1.2.0-bad", "--to", "dev", "--wait")
 	if r.code != 3 {
 		t.Fatalf("promote of the bad release: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
 	}

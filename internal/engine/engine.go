@@ -156,6 +156,8 @@ type Engine struct {
 	timers   map[string]timer
 	watchers map[string]chan struct{} // promotion ID → closed on change
 	anyWatch chan struct{}            // closed on any change
+	subs     map[int]func(ids []string)
+	nextSub  int
 
 	startedAt time.Time
 	lastRenew time.Time // last successful lease renewal
@@ -187,6 +189,7 @@ func New(cfg Config) (*Engine, error) {
 		timers:    map[string]timer{},
 		watchers:  map[string]chan struct{}{},
 		anyWatch:  make(chan struct{}),
+		subs:      map[int]func([]string){},
 		stepCtx:   stepCtx,
 		stopSteps: stop,
 	}, nil
@@ -280,6 +283,32 @@ func (e *Engine) notify(ids map[string]bool) {
 	}
 	close(e.anyWatch)
 	e.anyWatch = make(chan struct{})
+	if len(e.subs) > 0 {
+		list := make([]string, 0, len(ids))
+		for id := range ids {
+			list = append(list, id)
+		}
+		for _, fn := range e.subs {
+			fn(list)
+		}
+	}
+}
+
+// Subscribe calls fn with the IDs of the promotions that changed, whether
+// this replica changed them or another one sharing the store did, until
+// the returned function is called. fn runs with the engine's lock held: it
+// must return at once and must not call the engine.
+func (e *Engine) Subscribe(fn func(ids []string)) (cancel func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id := e.nextSub
+	e.nextSub++
+	e.subs[id] = fn
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		delete(e.subs, id)
+	}
 }
 
 // watch returns a channel closed at the next change of promotion id.
