@@ -178,7 +178,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	})
 	// The dashboard serves its pages and hands every other path to the API.
 	dash, err := web.New(web.Config{
-		Service: s.engine, Store: s.store.store, Stats: web.StoreStats{Store: s.store.store},
+		Service: s.engine, Store: s.store.store, Stats: web.EngineStats{Engine: s.engine},
 		SessionKey: key, DisableAuth: o.auth == "off", Fallback: apiHandler, Logger: log,
 	})
 	if err != nil {

@@ -31,6 +31,9 @@ type StatsRequest struct {
 	Window time.Duration
 	// Bucket, when set, adds a series of figures per bucket of this length.
 	Bucket time.Duration
+	// Until, when set, ends the window there instead of now (a dashboard
+	// aligns its days to midnight).
+	Until time.Time
 }
 
 // Stats computes the promotion and delivery figures of the promotions that
@@ -49,6 +52,9 @@ func (e *Engine) Stats(ctx context.Context, req StatsRequest) (*stats.Report, er
 		return nil, errorf(CodeInvalid, "window %s is longer than the longest allowed, 366d", req.Window)
 	}
 	now := e.cfg.Now().UTC()
+	if !req.Until.IsZero() {
+		now = req.Until.UTC()
+	}
 	q := stats.Query{From: now.Add(-req.Window), To: now, Bucket: req.Bucket}
 	var records []stats.Record
 	production := []string{}
