@@ -60,7 +60,8 @@ type pendingSpan struct {
 	end    time.Time
 	attrs  []attribute.KeyValue
 	events []spanEvent
-	err    string // the error status's message, when the span failed
+	failed bool   // the span's status is error
+	reason string // why it failed
 }
 
 type spanEvent struct {
@@ -85,8 +86,8 @@ func (e *Engine) emitSpans(spans []pendingSpan) {
 		for _, ev := range s.events {
 			span.AddEvent(ev.name, trace.WithTimestamp(s.end), trace.WithAttributes(ev.attrs...))
 		}
-		if s.err != "" {
-			span.SetStatus(codes.Error, s.err)
+		if s.failed {
+			span.SetStatus(codes.Error, s.reason)
 		}
 		span.End(trace.WithTimestamp(s.end))
 	}
@@ -115,9 +116,7 @@ func (e *Engine) traceGates(t *txn, p *promotion.Promotion, began time.Time, out
 			attrGateName.String(g.Name), attrGateKind.String(g.Kind), attrGateResult.String(string(g.Result)), attrGateReason.String(g.Reason)}})
 	}
 	s.attrs = append(s.attrs, attrGateNames.StringSlice(names), attrGateResults.StringSlice(results))
-	if out.Result == promotion.GateFail {
-		s.err = out.Reason
-	}
+	s.failed, s.reason = out.Result == promotion.GateFail, out.Reason
 	t.spans = append(t.spans, s)
 }
 
@@ -146,9 +145,7 @@ func (e *Engine) traceTransition(t *txn, p *promotion.Promotion, tr promotion.Tr
 		}
 		s := pendingSpan{name: "rollback", parent: root, id: rollbackSpan(p.ID), start: start, end: end,
 			attrs: append(promotionAttrs(p), attrRollbackTo.String(p.RollbackVersion), attrState.String(string(tr.To)))}
-		if tr.To != promotion.RolledBack {
-			s.err = tr.Reason
-		}
+		s.failed, s.reason = tr.To != promotion.RolledBack, tr.Reason
 		t.spans = append(t.spans, s)
 	}
 	s := pendingSpan{name: "promotion " + p.Pipeline + "/" + p.Environment, id: root, start: p.CreatedAt, end: end,
@@ -156,9 +153,7 @@ func (e *Engine) traceTransition(t *txn, p *promotion.Promotion, tr promotion.Tr
 	if p.RollbackVersion != "" {
 		s.attrs = append(s.attrs, attrRollbackTo.String(p.RollbackVersion))
 	}
-	if failed {
-		s.err = tr.Reason
-	}
+	s.failed, s.reason = failed, tr.Reason
 	t.spans = append(t.spans, s)
 	return nil
 }
