@@ -164,9 +164,10 @@ func rollbackSpan(id string) trace.SpanContext {
 		SpanID: traceid.RollbackSpanID(id), TraceFlags: trace.FlagsSampled, Remote: true})
 }
 
-// isCheck reports whether a phase's steps are checks.
+// isCheck reports whether a phase's steps are checks: those of every phase
+// but deploy, canary and rollback (verify, preflight, and any checking phase).
 func isCheck(ph promotion.Phase) bool {
-	return ph == promotion.PhaseVerify || ph == promotion.PhasePreflight
+	return ph != promotion.PhaseDeploy && ph != promotion.PhaseCanary && ph != promotion.PhaseRollback
 }
 
 // startStepSpan starts the span of a step attempt and returns it with the
