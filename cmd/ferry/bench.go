@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
 	"github.com/ferry-dev/ferry/internal/step"
 	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/tracing"
 )
 
 // benchOptions configures `ferry bench`.
@@ -31,6 +33,8 @@ type benchOptions struct {
 	db          string
 	replicas    int
 	cpuProfile  string
+	// otlpEndpoint, when set, has the engines trace promotions and export the spans there.
+	otlpEndpoint string
 }
 
 // benchResult is what `ferry bench -o json` prints.
@@ -93,6 +97,7 @@ run (before and after, averaged), with the ratio transitions/s ÷ commits/s.`,
 	cmd.Flags().StringVar(&o.db, "db", os.Getenv("FERRY_DB"), "PostgreSQL URL of the store to measure (env FERRY_DB); default: SQLite")
 	cmd.Flags().IntVar(&o.replicas, "replicas", 1, "engines (replicas) driving the store in parallel, each with its own connection pool (PostgreSQL only)")
 	cmd.Flags().StringVar(&o.dataDir, "data", "", "data directory of the store to measure (default: a temporary one, removed afterwards)")
+	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "trace the promotions and export the spans to this OTLP/HTTP receiver, to measure what tracing costs (default: no tracing)")
 	return cmd
 }
 
@@ -114,6 +119,20 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 	if o.replicas > 1 && o.db == "" {
 		return nil, usageErrorf("--replicas above 1 needs --db postgres://...: a SQLite store has one server")
 	}
+	var tracer trace.Tracer
+	if o.otlpEndpoint != "" {
+		endpoint, err := tracing.ParseEndpoint(o.otlpEndpoint)
+		if err != nil {
+			return nil, usageErrorf("--otlp-endpoint: %v", err)
+		}
+		tp, err := tracing.New(ctx, tracing.Config{Endpoint: endpoint, Version: version})
+		if err != nil {
+			return nil, err
+		}
+		defer tp.Shutdown(context.WithoutCancel(ctx))
+		tracer = tp.Tracer("github.com/ferry-dev/ferry/internal/engine")
+	}
+
 	dir := o.dataDir
 	if dir == "" && o.db == "" {
 		tmp, err := os.MkdirTemp("", "ferry-bench-")
@@ -155,6 +174,7 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 			InstanceID: fmt.Sprintf("%s-bench-%d", defaultHostPID(), i),
 			Drivers:    map[string]step.Driver{"exec": step.Nop{}, "http": step.Nop{}},
 			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Tracer:     tracer,
 			StepStarted: func(p promotion.Promotion, at time.Time) {
 				if p.StartedAt != nil && p.Cursor.Phase == promotion.PhaseDeploy && p.Cursor.Index == 0 && p.Cursor.Attempt == 1 {
 					mu.Lock()

@@ -72,6 +72,9 @@ func TestUsageErrorsExitWith2(t *testing.T) {
 		{[]string{"pipeline", "show", "shop", "--revision", "-2"}, "--revision -2"},
 		{[]string{"--server", "ftp://example.com", "pipelines"}, "--server"},
 		{[]string{"server", "extra"}, "unknown command"},
+		{[]string{"server", "--otlp-endpoint", "localhost:4318"}, `--otlp-endpoint: "localhost:4318" is not an http:// or https:// URL`},
+		{[]string{"up", "--otlp-endpoint", "grpc://collector:4317"}, `--otlp-endpoint: "grpc://collector:4317"`},
+		{[]string{"bench", "--otlp-endpoint", "collector"}, `--otlp-endpoint: "collector"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

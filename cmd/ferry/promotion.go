@@ -161,6 +161,7 @@ func printMeasurements(w io.Writer, chunks []view.LogChunk) error {
 func printPromotion(w io.Writer, p *view.Promotion) error {
 	tw := newTable(w)
 	row(tw, "ID:", p.ID)
+	row(tw, "Trace:", p.TraceID)
 	row(tw, "Pipeline:", fmt.Sprintf("%s (revision %d)", p.Pipeline, p.Revision))
 	row(tw, "Environment:", p.Environment)
 	row(tw, "Kind:", p.Kind)

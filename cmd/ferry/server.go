@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferry-dev/ferry/internal/api"
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -22,6 +24,7 @@ import (
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
 	"github.com/ferry-dev/ferry/internal/step/metric"
+	"github.com/ferry-dev/ferry/internal/tracing"
 	"github.com/ferry-dev/ferry/internal/web"
 )
 
@@ -40,6 +43,8 @@ type serverOptions struct {
 	auth string
 	// extraEnv is added to the environment steps inherit.
 	extraEnv []string
+	// otlpEndpoint, when set, is where promotions' traces are exported.
+	otlpEndpoint string
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -52,6 +57,8 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&o.auth, "auth", "on",
 		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
+	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", os.Getenv("FERRY_OTLP_ENDPOINT"),
+		"URL of an OTLP/HTTP receiver to export promotions' traces to, e.g. http://localhost:4318 (env FERRY_OTLP_ENDPOINT); default: no export")
 }
 
 func newServerCommand(_ *globals) *cobra.Command {
@@ -91,6 +98,7 @@ type server struct {
 	http   *http.Server
 	store  *backend
 	lock   *os.File
+	traces *sdktrace.TracerProvider // nil unless traces are exported
 	served chan error
 	// adminToken is the admin token created at this start, to show once;
 	// empty when the store had tokens already or FERRY_ADMIN_TOKEN gave it.
@@ -106,6 +114,13 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	if err := checkAuthFlag(o.auth, o.listen); err != nil {
 		return nil, err
 	}
+	var otlpURL string
+	if o.otlpEndpoint != "" {
+		var err error
+		if otlpURL, err = tracing.ParseEndpoint(o.otlpEndpoint); err != nil {
+			return nil, usageErrorf("--otlp-endpoint: %v", err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	s := &server{log: log, served: make(chan error, 1)}
 	ok := false
@@ -114,6 +129,14 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 			s.close()
 		}
 	}()
+	var tracer trace.Tracer
+	if otlpURL != "" {
+		tp, err := tracing.New(ctx, tracing.Config{Endpoint: otlpURL, Version: version, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		s.traces, tracer = tp, tp.Tracer("github.com/ferry-dev/ferry/internal/engine")
+	}
 	if o.db == "" {
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
@@ -163,6 +186,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		Logger:        log,
 		ShutdownGrace: o.shutdownGrace,
 		BaseEnv:       base,
+		Tracer:        tracer,
 	})
 	if err != nil {
 		ln.Close()
@@ -194,7 +218,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	// Event streams never go idle: end them when shutdown begins.
 	s.http.RegisterOnShutdown(dash.Close)
 	go func() { s.served <- s.http.Serve(ln) }()
-	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version)
+	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version, "otlp_endpoint", otlpURL)
 	ok = true
 	return s, nil
 }
@@ -216,6 +240,14 @@ func (s *server) stop() error {
 }
 
 func (s *server) close() {
+	if s.traces != nil {
+		// Spans still buffered are sent now, within a bounded time.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.traces.Shutdown(ctx); err != nil {
+			s.log.Error("flush traces", "err", err)
+		}
+		cancel()
+	}
 	if s.store != nil {
 		if err := s.store.close(); err != nil {
 			s.log.Error("close store", "err", err)

@@ -660,9 +660,10 @@ func schemas() object {
 		"AbortRequest": structSchema([]string{"reason"}, true, object{
 			"reason": stringSchema(),
 		}),
-		"Promotion": structSchema([]string{"id", "pipeline", "environment", "kind", "state", "release", "revision",
+		"Promotion": structSchema([]string{"id", "traceId", "pipeline", "environment", "kind", "state", "release", "revision",
 			"actor", "forced", "steps", "createdAt", "finishedAt", "updatedAt", "version"}, false, object{
 			"id":             stringSchema(),
+			"traceId":        described(stringSchema(), "The ID of the promotion's OpenTelemetry trace (32 hex digits): the first 16 bytes of SHA-256(\"ferry/promotion/\" + id). Its spans carry the promotion's ID as ferry.promotion.id."),
 			"pipeline":       stringSchema(),
 			"environment":    stringSchema(),
 			"kind":           schemaRef("Kind"),

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferry-dev/ferry/internal/expr"
 	"github.com/ferry-dev/ferry/internal/gate"
 	"github.com/ferry-dev/ferry/internal/pipeline"
@@ -93,6 +95,13 @@ type Config struct {
 	// Transitioned, when set, is called after each committed transition with
 	// the promotion as committed. Benchmarks and metrics use it.
 	Transitioned func(p promotion.Promotion, tr promotion.Transition)
+	// Tracer, when set, makes each promotion's trace: a span per gate
+	// evaluation, per step attempt and check, one for a rollback, and the
+	// promotion's root span when it ends. Its provider must take its
+	// IDs from traceid.Generator, so that root spans get the IDs derived from
+	// promotion IDs. Defaults to none: no spans are made, and steps get a
+	// TRACEPARENT of the promotion's trace marked not sampled.
+	Tracer trace.Tracer
 }
 
 func (c *Config) setDefaults() error {

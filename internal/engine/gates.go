@@ -112,6 +112,7 @@ func (e *Engine) repin(t *txn, p *promotion.Promotion) (*pipeline.Revision, pipe
 // gateAndFire evaluates a gating promotion's gates, records the evaluation
 // on it, and applies the outcome.
 func (e *Engine) gateAndFire(t *txn, p *promotion.Promotion) error {
+	began := e.cfg.Now().UTC()
 	rev, env, err := e.repin(t, p)
 	if err != nil {
 		return err
@@ -130,6 +131,7 @@ func (e *Engine) gateAndFire(t *txn, p *promotion.Promotion) error {
 		t.effects = append(t.effects, effect{kind: effBudget, id: p.ID, budget: job})
 	}
 	out := gate.Evaluate(t.ctx, in, progs)
+	e.traceGates(t, p, began, out)
 	p.Gates = out.Gates
 	if out.Escalate {
 		if err := e.escalate(t, p, env, out); err != nil {

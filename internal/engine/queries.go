@@ -11,6 +11,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
 	"github.com/ferry-dev/ferry/internal/store"
+	"github.com/ferry-dev/ferry/internal/traceid"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -244,7 +245,7 @@ func promotionRef(p *promotion.Promotion) view.PromotionRef {
 // with the state of its latest attempt, and, when full, its transitions.
 func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Promotion, full bool) (*view.Promotion, error) {
 	v := &view.Promotion{
-		ID: p.ID, Pipeline: p.Pipeline, Environment: p.Environment, Kind: p.Kind, State: p.State,
+		ID: p.ID, TraceID: traceid.String(p.ID), Pipeline: p.Pipeline, Environment: p.Environment, Kind: p.Kind, State: p.State,
 		Release: view.ReleaseRef{ID: p.ReleaseID, Version: p.ReleaseVersion}, Revision: p.Revision,
 		Reason: p.Reason, Actor: p.Actor, Forced: p.Forced, Message: p.Message, Steps: []view.Step{},
 		Expedited: p.Expedited, OverrideWindow: p.OverrideWindow, Gates: p.Gates, Review: p.Review,

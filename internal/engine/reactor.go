@@ -46,6 +46,7 @@ type txn struct {
 	effects []effect
 	changed map[string]bool
 	trans   []committedTransition
+	spans   []pendingSpan
 }
 
 type committedTransition struct {
@@ -98,6 +99,7 @@ func (e *Engine) afterCommit(t *txn) {
 			e.stopStep(ef.id, &ef.cursor)
 		}
 	}
+	e.emitSpans(t.spans)
 	if e.cfg.Transitioned != nil {
 		for _, ct := range t.trans {
 			e.cfg.Transitioned(ct.p, ct.tr)
@@ -177,6 +179,9 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 			}
 		}
 		if err := e.recordTransition(t, actor, &next, tr); err != nil {
+			return err
+		}
+		if err := e.traceTransition(t, &next, tr); err != nil {
 			return err
 		}
 	}

@@ -182,6 +182,8 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 		CanaryWeight: in.weight, Baseline: in.p.RollbackVersion,
 		Output: capture,
 	}
+	span, traceParent := e.startStepSpan(id, c, in)
+	req.TraceParent = traceParent
 	var startErr error
 	req.Started = func(pid int, start uint64) error {
 		// The process group must be on record before the step may go on:
@@ -207,6 +209,7 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 		log.Error("close step output", "err", err)
 	}
 	log.Info("step finished", "step", in.spec.Name, "ok", res.OK, "interrupted", res.Interrupted, "message", res.Message)
+	e.endStepSpan(span, c, res)
 	e.finishStep(bg, id, c, res)
 }
 

@@ -32,6 +32,7 @@ type Step struct {
 // Promotion is a promotion as the API shows it.
 type Promotion struct {
 	ID          string          `json:"id"`
+	TraceID     string          `json:"traceId"` // the promotion's OpenTelemetry trace, derived from ID (package traceid)
 	Pipeline    string          `json:"pipeline"`
 	Environment string          `json:"environment"`
 	Kind        promotion.Kind  `json:"kind"`

@@ -10,6 +10,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
 	"github.com/ferry-dev/ferry/internal/step/metric"
+	"github.com/ferry-dev/ferry/internal/traceid"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -173,12 +174,13 @@ func TestDiffArtifacts(t *testing.T) {
 	}
 }
 
-func TestTraceIDIsThePromotionID(t *testing.T) {
-	if got := traceID("0193a8c2-7d3e-4a4b-9c1d-2e3f4a5b6c7d"); got != "0193a8c27d3e4a4b9c1d2e3f4a5b6c7d" {
-		t.Fatalf("traceID = %s", got)
+func TestTraceIDIsThePromotionsTrace(t *testing.T) {
+	const id = "0193a8c2-7d3e-4a4b-9c1d-2e3f4a5b6c7d"
+	if got, want := traceID(id), traceid.FromPromotion(id).String(); got != want || len(got) != 32 {
+		t.Fatalf("traceID = %s, want the engine's %s", got, want)
 	}
-	if got := traceID("p1"); len(got) != 32 || got == traceID("p2") {
-		t.Fatalf("traceID of a non-UUID = %s", got)
+	if traceID("p1") == traceID("p2") {
+		t.Fatal("two promotions share a trace ID")
 	}
 }
 

@@ -2,17 +2,15 @@ package web
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/traceid"
 )
 
 // page is what the layout renders around a page's content.
@@ -125,18 +123,9 @@ func stateLook(state string) look {
 	return look{"•", label, "muted"}
 }
 
-var uuidRe = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
-// traceID returns the trace ID of a promotion: its ID's 128 bits as 32 hex
-// digits (W3C trace context), or the first 128 bits of the SHA-256 of an ID
-// that is not a UUID.
-func traceID(id string) string {
-	if uuidRe.MatchString(id) {
-		return strings.ReplaceAll(id, "-", "")
-	}
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:16])
-}
+// traceID returns the trace ID of a promotion, derived from its ID as the
+// engine's spans carry it (package traceid).
+func traceID(id string) string { return traceid.String(id) }
 
 // shortID returns the first 8 characters of an ID.
 func shortID(id string) string {

@@ -25,6 +25,7 @@ import (
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/sqlite"
+	"github.com/ferry-dev/ferry/internal/traceid"
 	"github.com/ferry-dev/ferry/internal/view"
 	"github.com/ferry-dev/ferry/internal/web"
 )
@@ -375,7 +376,7 @@ func TestApproveFromInboxShowsWhatIsApproved(t *testing.T) {
 		t.Fatal("the approved promotion is still in the inbox")
 	}
 	_, page, _ := br.get("/promotions/" + prod.ID)
-	if !strings.Contains(page, "approved by alice") || !strings.Contains(page, strings.ReplaceAll(prod.ID, "-", "")) {
+	if !strings.Contains(page, "approved by alice") || !strings.Contains(page, traceid.String(prod.ID)) {
 		t.Fatalf("promotion page lacks the approval or the trace ID:\n%s", page)
 	}
 	// alice has no promoter role: the page offers no abort, and the
