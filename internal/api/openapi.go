@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ferry-dev/ferry/internal/auth"
+	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 )
 
@@ -505,6 +506,18 @@ func schemas() object {
 		"PipelineSpec": structSchema([]string{"name", "environments"}, false, object{
 			"name":         stringSchema(),
 			"environments": arrayOf(schemaRef("EnvironmentSpec")),
+			"notifications": described(arrayOf(schemaRef("NotificationSpec")),
+				"The endpoints told about the promotions of every environment."),
+		}),
+		"NotificationSpec": structSchema([]string{"name", "url", "events"}, false, object{
+			"name":   stringSchema(),
+			"url":    described(stringSchema(), "Where messages are POSTed."),
+			"events": arrayOf(enum(pipeline.NotificationEvents...)),
+			"format": enum(pipeline.FormatJSON, pipeline.FormatSlack),
+			"headers": described(object{"type": "object", "additionalProperties": stringSchema()},
+				"Headers sent with every message."),
+			"secretHeaders": described(object{"type": "object", "additionalProperties": stringSchema()},
+				"Header names mapped to the server's environment variables holding their values."),
 		}),
 		"EnvironmentSpec": structSchema([]string{"name"}, false, object{
 			"name":        stringSchema(),
@@ -515,6 +528,8 @@ func schemas() object {
 			"rollback":    structSchema(nil, false, object{"automatic": object{"type": "boolean"}}),
 			"gates":       described(object{"type": "object"}, "The conditions that must hold before a release deploys here; see docs/pipeline.md."),
 			"strategy":    described(object{"type": "object"}, "How a release takes traffic: a canary strategy's phases; see docs/pipeline.md."),
+			"notifications": described(arrayOf(schemaRef("NotificationSpec")),
+				"The endpoints told about this environment's promotions, besides the pipeline's."),
 		}),
 		"Status": structSchema([]string{"pipeline", "revision", "environments"}, false, object{
 			"pipeline":     stringSchema(),
@@ -625,20 +640,22 @@ func schemas() object {
 		}),
 		"Promotion": structSchema([]string{"id", "pipeline", "environment", "kind", "state", "release", "revision",
 			"actor", "forced", "steps", "createdAt", "finishedAt", "updatedAt", "version"}, false, object{
-			"id":             stringSchema(),
-			"pipeline":       stringSchema(),
-			"environment":    stringSchema(),
-			"kind":           schemaRef("Kind"),
-			"state":          schemaRef("State"),
-			"release":        schemaRef("ReleaseRef"),
-			"rollbackTo":     described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
-			"revision":       described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
-			"reason":         stringSchema(),
-			"actor":          stringSchema(),
-			"forced":         object{"type": "boolean"},
-			"message":        described(stringSchema(), "Explains the current state."),
-			"steps":          arrayOf(schemaRef("Step")),
-			"transitions":    arrayOf(schemaRef("Transition")),
+			"id":          stringSchema(),
+			"pipeline":    stringSchema(),
+			"environment": stringSchema(),
+			"kind":        schemaRef("Kind"),
+			"state":       schemaRef("State"),
+			"release":     schemaRef("ReleaseRef"),
+			"rollbackTo":  described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
+			"revision":    described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
+			"reason":      stringSchema(),
+			"actor":       stringSchema(),
+			"forced":      object{"type": "boolean"},
+			"message":     described(stringSchema(), "Explains the current state."),
+			"steps":       arrayOf(schemaRef("Step")),
+			"transitions": arrayOf(schemaRef("Transition")),
+			"notifications": described(arrayOf(schemaRef("Notification")),
+				"The messages owed to notification endpoints about the promotion, and where their delivery stands."),
 			"createdAt":      dateTime(),
 			"startedAt":      dateTime(),
 			"finishedAt":     nullable(dateTime()),
@@ -664,6 +681,18 @@ func schemas() object {
 			"error":      stringSchema(),
 			"startedAt":  dateTime(),
 			"finishedAt": dateTime(),
+		}),
+		"Notification": structSchema([]string{"id", "endpoint", "event", "seq", "state", "attempts", "createdAt"}, false, object{
+			"id":            described(stringSchema(), "Identifies the message for good, across retries; receivers drop a message whose ID they have seen."),
+			"endpoint":      described(stringSchema(), "The endpoint's name."),
+			"event":         enum(pipeline.NotificationEvents...),
+			"seq":           described(object{"type": "integer"}, "Numbers the messages to the endpoint about the promotion from 1."),
+			"state":         enum("pending", "delivered", "failed"),
+			"attempts":      object{"type": "integer"},
+			"lastError":     described(stringSchema(), "The error of the latest failed attempt."),
+			"createdAt":     dateTime(),
+			"lastAttemptAt": dateTime(),
+			"finishedAt":    described(dateTime(), "When it was delivered or given up on."),
 		}),
 		"Transition": structSchema([]string{"from", "to", "actor", "at"}, false, object{
 			"from":   schemaRef("State"),

@@ -93,6 +93,9 @@ type Config struct {
 	// Transitioned, when set, is called after each committed transition with
 	// the promotion as committed. Benchmarks and metrics use it.
 	Transitioned func(p promotion.Promotion, tr promotion.Transition)
+	// Notified, when set, is called after a transaction that enqueued
+	// notifications commits; the server wakes its notification worker with it.
+	Notified func()
 }
 
 func (c *Config) setDefaults() error {

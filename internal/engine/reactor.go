@@ -46,6 +46,8 @@ type txn struct {
 	effects []effect
 	changed map[string]bool
 	trans   []committedTransition
+	// notified is set when the transaction enqueued notifications.
+	notified bool
 }
 
 type committedTransition struct {
@@ -102,6 +104,9 @@ func (e *Engine) afterCommit(t *txn) {
 				cancel(errAborted)
 			}
 		}
+	}
+	if t.notified && e.cfg.Notified != nil {
+		e.cfg.Notified()
 	}
 	if e.cfg.Transitioned != nil {
 		for _, ct := range t.trans {
@@ -185,6 +190,9 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 	}
 	if err := t.tx.UpdatePromotion(t.ctx, &next); err != nil {
 		return fmt.Errorf("update promotion %s: %w", p.ID, err)
+	}
+	if err := e.enqueueNotifications(t, rev, &next, ev, res.Transitions); err != nil {
+		return err
 	}
 	*p = next
 	t.changed[p.ID] = true
