@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/api"
 	"github.com/ferry-dev/ferry/internal/engine"
+	"github.com/ferry-dev/ferry/internal/notify"
 	"github.com/ferry-dev/ferry/internal/step"
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
@@ -39,6 +40,11 @@ type serverOptions struct {
 	auth string
 	// extraEnv is added to the environment steps inherit.
 	extraEnv []string
+	// notifyBackoff, notifyMaxBackoff and notifyMaxAge tune the retries of
+	// notifications; zero means notify's defaults.
+	notifyBackoff    time.Duration
+	notifyMaxBackoff time.Duration
+	notifyMaxAge     time.Duration
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -51,6 +57,12 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&o.auth, "auth", "on",
 		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
+	cmd.Flags().DurationVar(&o.notifyBackoff, "notify-backoff", notify.DefaultBackoff,
+		"wait before retrying a notification the endpoint did not accept; it doubles with each further attempt")
+	cmd.Flags().DurationVar(&o.notifyMaxBackoff, "notify-max-backoff", notify.DefaultMaxBackoff,
+		"longest wait between attempts to deliver a notification")
+	cmd.Flags().DurationVar(&o.notifyMaxAge, "notify-max-age", notify.DefaultMaxAge,
+		"how long a notification is retried before it is recorded as failed")
 }
 
 func newServerCommand(_ *globals) *cobra.Command {
@@ -91,6 +103,11 @@ type server struct {
 	store  *backend
 	lock   *os.File
 	served chan error
+	// notifier delivers notifications until stopNotify is called; it has
+	// returned once notified is closed.
+	notifier   *notify.Worker
+	stopNotify context.CancelFunc
+	notified   chan struct{}
 	// adminToken is the admin token created at this start, to show once;
 	// empty when the store had tokens already or FERRY_ADMIN_TOKEN gave it.
 	adminToken string
@@ -139,11 +156,22 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		}
 	}
 	base := append(withoutTokens(os.Environ()), o.extraEnv...)
+	owner := defaultHostPID()
+	s.notifier, err = notify.New(notify.Config{
+		Store: s.store.store, Owner: owner, Logger: log,
+		Backoff: o.notifyBackoff, MaxBackoff: o.notifyMaxBackoff, MaxAge: o.notifyMaxAge,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, usageErrorf("%v", err)
+	}
 	s.engine, err = engine.New(engine.Config{
-		Store:  s.store.store,
-		Shared: s.store.shared,
-		Listen: s.store.listen,
-		Addr:   s.addr,
+		InstanceID: owner,
+		Notified:   s.notifier.Kick,
+		Store:      s.store.store,
+		Shared:     s.store.shared,
+		Listen:     s.store.listen,
+		Addr:       s.addr,
 		Drivers: map[string]step.Driver{
 			// The kill grace fits in half a lease: see engine.Config.LeaseTTL.
 			"exec": &stepexec.Driver{Environ: base, KillGrace: 2 * time.Second},
@@ -166,6 +194,10 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		ln.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
+	// Notifications left pending by an earlier run go out from the start.
+	nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopNotify, s.notified = stopNotify, make(chan struct{})
+	go func() { defer close(s.notified); s.notifier.Run(nctx) }()
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service: s.engine, Store: s.store.store, Logger: log, Version: version,
@@ -197,6 +229,10 @@ func (s *server) stop() error {
 }
 
 func (s *server) close() {
+	if s.stopNotify != nil {
+		s.stopNotify()
+		<-s.notified
+	}
 	if s.store != nil {
 		if err := s.store.close(); err != nil {
 			s.log.Error("close store", "err", err)

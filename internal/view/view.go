@@ -61,12 +61,12 @@ type Promotion struct {
 	// Notifications are the messages owed to notification endpoints about
 	// the promotion, and where their delivery stands.
 	Notifications []Notification `json:"notifications,omitempty"`
-	CreatedAt   time.Time    `json:"createdAt"`
-	StartedAt   *time.Time   `json:"startedAt,omitempty"`
-	FinishedAt  *time.Time   `json:"finishedAt"`
-	UpdatedAt   time.Time    `json:"updatedAt"`
-	WakeAt      *time.Time   `json:"wakeAt,omitempty"`
-	Version     int64        `json:"version"`
+	CreatedAt     time.Time      `json:"createdAt"`
+	StartedAt     *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt    *time.Time     `json:"finishedAt"`
+	UpdatedAt     time.Time      `json:"updatedAt"`
+	WakeAt        *time.Time     `json:"wakeAt,omitempty"`
+	Version       int64          `json:"version"`
 }
 
 // Notification is one message to a notification endpoint about a
