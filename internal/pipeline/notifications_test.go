@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -144,5 +145,28 @@ func TestValidateNotifications(t *testing.T) {
 	}
 	if err := s.Validate(); err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("Validate = %v, want\n%s", err, strings.Join(want, "\n"))
+	}
+}
+
+// TestNotificationsReferenceExample keeps the example of the Notifications
+// section of docs/pipeline.md valid and equal to
+// testdata/valid/notifications.yaml.
+func TestNotificationsReferenceExample(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/pipeline.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Notifications\n")
+	_, rest, found := strings.Cut(section, "```yaml\n")
+	example, _, closed := strings.Cut(rest, "```")
+	if !ok || !found || !closed {
+		t.Fatal("docs/pipeline.md has no Notifications section with a yaml example")
+	}
+	spec, err := Parse("docs/pipeline.md", []byte(example))
+	if err != nil {
+		t.Fatalf("the example does not parse:\n%v", err)
+	}
+	if want := parseFile(t, "testdata/valid/notifications.yaml").Digest(); spec.Digest() != want {
+		t.Error("the Notifications example of docs/pipeline.md differs from testdata/valid/notifications.yaml")
 	}
 }
