@@ -3,9 +3,12 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/notify"
 	"github.com/ferry-dev/ferry/internal/promotion"
@@ -99,5 +102,41 @@ func TestNotificationsEnqueuedWithTransitions(t *testing.T) {
 	}
 	if ns[0].ThreadSeq != 1 || ns[1].ThreadSeq != 2 || ns[2].ThreadSeq != 1 {
 		t.Errorf("thread seqs %d, %d, %d; want 1, 2 in all's thread and 1 in failures'", ns[0].ThreadSeq, ns[1].ThreadSeq, ns[2].ThreadSeq)
+	}
+}
+
+// TestApprovalRequestedEachTimeItWaits: a promotion that needs two
+// approvals asks for them when it starts waiting and again after the first.
+func TestApprovalRequestedEachTimeItWaits(t *testing.T) {
+	b := setup(t)
+	b.apply(t, `name: shop
+notifications:
+  - name: approvers
+    url: https://hooks.example.com/approvers
+    events: [approval.requested, promotion.succeeded]
+environments:
+  - name: prod
+    gates:
+      approvals: {required: 2, from: ["role:approver"]}
+    steps: [{name: d, exec: {run: 'true'}}]
+`)
+	b.release(t, "shop", "1.0.0")
+	p := b.promote(t, "shop", "1.0.0", "prod")
+	b.waitState(t, p.ID, promotion.AwaitingApproval)
+	ctx := context.Background()
+	if _, err := b.eng.Approve(ctx, principal("bob", auth.RoleApprover), p.ID, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.eng.Approve(ctx, principal("carol", auth.RoleApprover), p.ID, "fine"); err != nil {
+		t.Fatal(err)
+	}
+	done := b.wait(t, p.ID)
+	var got []string
+	for _, n := range done.Notifications {
+		got = append(got, fmt.Sprintf("%d %s", n.Seq, n.Event))
+	}
+	want := []string{"1 approval.requested", "2 approval.requested", "3 promotion.succeeded"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("notifications %v, want %v", got, want)
 	}
 }
