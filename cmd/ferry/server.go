@@ -122,6 +122,9 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	if err := checkAuthFlag(o.auth, o.listen); err != nil {
 		return nil, err
 	}
+	if err := checkNotifyFlags(o); err != nil {
+		return nil, err
+	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	s := &server{log: log, served: make(chan error, 1)}
 	ok := false
@@ -163,7 +166,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	})
 	if err != nil {
 		ln.Close()
-		return nil, usageErrorf("%v", err)
+		return nil, err
 	}
 	s.engine, err = engine.New(engine.Config{
 		InstanceID: owner,
@@ -210,6 +213,22 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version)
 	ok = true
 	return s, nil
+}
+
+// checkNotifyFlags checks the flags that tune notification retries.
+func checkNotifyFlags(o serverOptions) error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"--notify-backoff", o.notifyBackoff}, {"--notify-max-backoff", o.notifyMaxBackoff}, {"--notify-max-age", o.notifyMaxAge}} {
+		if f.d < 0 {
+			return usageErrorf("%s %s: must not be negative", f.name, f.d)
+		}
+	}
+	if o.notifyBackoff > 0 && o.notifyMaxBackoff > 0 && o.notifyMaxBackoff < o.notifyBackoff {
+		return usageErrorf("--notify-max-backoff %s is shorter than --notify-backoff %s", o.notifyMaxBackoff, o.notifyBackoff)
+	}
+	return nil
 }
 
 // stop stops accepting requests, lets in-flight ones finish, then stops the
