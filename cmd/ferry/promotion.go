@@ -245,6 +245,23 @@ func printPromotion(w io.Writer, p *view.Promotion) error {
 		}
 		row(tw, s.Phase, s.Name, s.State, s.Attempts, exit, orDash(s.Error))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printNotifications(w, p.Notifications)
+}
+
+// printNotifications prints a table of a promotion's notifications, if any.
+func printNotifications(w io.Writer, ns []view.Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nNotifications:")
+	tw := newTable(w)
+	row(tw, "ENDPOINT", "SEQ", "EVENT", "STATE", "ATTEMPTS", "LAST ATTEMPT", "LAST ERROR")
+	for _, n := range ns {
+		row(tw, n.Endpoint, n.Seq, n.Event, n.State, n.Attempts, formatTimePtr(n.LastAttemptAt), orDash(n.LastError))
+	}
 	return tw.Flush()
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferry-dev/ferry/internal/api"
 	"github.com/ferry-dev/ferry/internal/engine"
+	"github.com/ferry-dev/ferry/internal/notify"
 	"github.com/ferry-dev/ferry/internal/step"
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
@@ -45,6 +46,11 @@ type serverOptions struct {
 	extraEnv []string
 	// otlpEndpoint, when set, is where promotions' traces are exported.
 	otlpEndpoint string
+	// notifyBackoff, notifyMaxBackoff and notifyMaxAge tune the retries of
+	// notifications; zero means notify's defaults.
+	notifyBackoff    time.Duration
+	notifyMaxBackoff time.Duration
+	notifyMaxAge     time.Duration
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -59,6 +65,12 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
 	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", os.Getenv("FERRY_OTLP_ENDPOINT"),
 		"URL of an OTLP/HTTP receiver to export promotions' traces to, e.g. http://localhost:4318 (env FERRY_OTLP_ENDPOINT); default: no export")
+	cmd.Flags().DurationVar(&o.notifyBackoff, "notify-backoff", notify.DefaultBackoff,
+		"wait before retrying a notification the endpoint did not accept; it doubles with each further attempt")
+	cmd.Flags().DurationVar(&o.notifyMaxBackoff, "notify-max-backoff", notify.DefaultMaxBackoff,
+		"longest wait between attempts to deliver a notification")
+	cmd.Flags().DurationVar(&o.notifyMaxAge, "notify-max-age", notify.DefaultMaxAge,
+		"how long a notification is retried before it is recorded as failed")
 }
 
 func newServerCommand(_ *globals) *cobra.Command {
@@ -100,6 +112,11 @@ type server struct {
 	lock   *os.File
 	traces *sdktrace.TracerProvider // nil unless traces are exported
 	served chan error
+	// notifier delivers notifications until stopNotify is called; it has
+	// returned once notified is closed.
+	notifier   *notify.Worker
+	stopNotify context.CancelFunc
+	notified   chan struct{}
 	// adminToken is the admin token created at this start, to show once;
 	// empty when the store had tokens already or FERRY_ADMIN_TOKEN gave it.
 	adminToken string
@@ -120,6 +137,9 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		if otlpURL, err = tracing.ParseEndpoint(o.otlpEndpoint); err != nil {
 			return nil, usageErrorf("--otlp-endpoint: %v", err)
 		}
+	}
+	if err := checkNotifyFlags(o); err != nil {
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	s := &server{log: log, served: make(chan error, 1)}
@@ -168,11 +188,22 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		return nil, err
 	}
 	base := append(withoutTokens(os.Environ()), o.extraEnv...)
+	owner := defaultHostPID()
+	s.notifier, err = notify.New(notify.Config{
+		Store: s.store.store, Owner: owner, Logger: log,
+		Backoff: o.notifyBackoff, MaxBackoff: o.notifyMaxBackoff, MaxAge: o.notifyMaxAge,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	s.engine, err = engine.New(engine.Config{
-		Store:  s.store.store,
-		Shared: s.store.shared,
-		Listen: s.store.listen,
-		Addr:   s.addr,
+		InstanceID: owner,
+		Notified:   s.notifier.Kick,
+		Store:      s.store.store,
+		Shared:     s.store.shared,
+		Listen:     s.store.listen,
+		Addr:       s.addr,
 		Drivers: map[string]step.Driver{
 			// The kill grace fits in half a lease: see engine.Config.LeaseTTL.
 			"exec": &stepexec.Driver{Environ: base, KillGrace: 2 * time.Second},
@@ -210,6 +241,10 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		s.engine.Stop()
 		return nil, err
 	}
+	// Notifications left pending by an earlier run go out from the start.
+	nctx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopNotify, s.notified = stopNotify, make(chan struct{})
+	go func() { defer close(s.notified); s.notifier.Run(nctx) }()
 	s.http = &http.Server{
 		Handler:           dash,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -221,6 +256,22 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version, "otlp_endpoint", otlpURL)
 	ok = true
 	return s, nil
+}
+
+// checkNotifyFlags checks the flags that tune notification retries.
+func checkNotifyFlags(o serverOptions) error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"--notify-backoff", o.notifyBackoff}, {"--notify-max-backoff", o.notifyMaxBackoff}, {"--notify-max-age", o.notifyMaxAge}} {
+		if f.d < 0 {
+			return usageErrorf("%s %s: must not be negative", f.name, f.d)
+		}
+	}
+	if o.notifyBackoff > 0 && o.notifyMaxBackoff > 0 && o.notifyMaxBackoff < o.notifyBackoff {
+		return usageErrorf("--notify-max-backoff %s is shorter than --notify-backoff %s", o.notifyMaxBackoff, o.notifyBackoff)
+	}
+	return nil
 }
 
 // stop stops accepting requests, lets in-flight ones finish, then stops the
@@ -240,6 +291,10 @@ func (s *server) stop() error {
 }
 
 func (s *server) close() {
+	if s.stopNotify != nil {
+		s.stopNotify()
+		<-s.notified
+	}
 	if s.traces != nil {
 		// Spans still buffered are sent now, within a bounded time.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

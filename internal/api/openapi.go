@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ferry-dev/ferry/internal/auth"
+	"github.com/ferry-dev/ferry/internal/pipeline"
 	"github.com/ferry-dev/ferry/internal/promotion"
 )
 
@@ -535,6 +536,18 @@ func schemas() object {
 		"PipelineSpec": structSchema([]string{"name", "environments"}, false, object{
 			"name":         stringSchema(),
 			"environments": arrayOf(schemaRef("EnvironmentSpec")),
+			"notifications": described(arrayOf(schemaRef("NotificationSpec")),
+				"The endpoints told about the promotions of every environment."),
+		}),
+		"NotificationSpec": structSchema([]string{"name", "url", "events"}, false, object{
+			"name":   stringSchema(),
+			"url":    described(stringSchema(), "Where messages are POSTed."),
+			"events": arrayOf(enum(pipeline.NotificationEvents...)),
+			"format": enum(pipeline.FormatJSON, pipeline.FormatSlack),
+			"headers": described(object{"type": "object", "additionalProperties": stringSchema()},
+				"Headers sent with every message."),
+			"secretHeaders": described(object{"type": "object", "additionalProperties": stringSchema()},
+				"Header names mapped to the server's environment variables holding their values."),
 		}),
 		"EnvironmentSpec": structSchema([]string{"name"}, false, object{
 			"name":        stringSchema(),
@@ -549,6 +562,8 @@ func schemas() object {
 				"promotion's checks passed, rolling back on a failure; see docs/pipeline.md."),
 			"alerts": described(object{"type": "object"}, "Which Alertmanager alerts concern the environment (matchers) and whether "+
 				"a firing one rolls back the promotion verifying or watching there; see docs/pipeline.md."),
+			"notifications": described(arrayOf(schemaRef("NotificationSpec")),
+				"The endpoints told about this environment's promotions, besides the pipeline's."),
 		}),
 		"Status": structSchema([]string{"pipeline", "revision", "environments"}, false, object{
 			"pipeline":     stringSchema(),
@@ -662,21 +677,23 @@ func schemas() object {
 		}),
 		"Promotion": structSchema([]string{"id", "traceId", "pipeline", "environment", "kind", "state", "release", "revision",
 			"actor", "forced", "steps", "createdAt", "finishedAt", "updatedAt", "version"}, false, object{
-			"id":             stringSchema(),
-			"traceId":        described(stringSchema(), "The ID of the promotion's OpenTelemetry trace (32 hex digits): the first 16 bytes of SHA-256(\"ferry/promotion/\" + id). Its spans carry the promotion's ID as ferry.promotion.id."),
-			"pipeline":       stringSchema(),
-			"environment":    stringSchema(),
-			"kind":           schemaRef("Kind"),
-			"state":          schemaRef("State"),
-			"release":        schemaRef("ReleaseRef"),
-			"rollbackTo":     described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
-			"revision":       described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
-			"reason":         stringSchema(),
-			"actor":          stringSchema(),
-			"forced":         object{"type": "boolean"},
-			"message":        described(stringSchema(), "Explains the current state."),
-			"steps":          arrayOf(schemaRef("Step")),
-			"transitions":    arrayOf(schemaRef("Transition")),
+			"id":          stringSchema(),
+			"traceId":     described(stringSchema(), "The ID of the promotion's OpenTelemetry trace (32 hex digits): the first 16 bytes of SHA-256(\"ferry/promotion/\" + id). Its spans carry the promotion's ID as ferry.promotion.id."),
+			"pipeline":    stringSchema(),
+			"environment": stringSchema(),
+			"kind":        schemaRef("Kind"),
+			"state":       schemaRef("State"),
+			"release":     schemaRef("ReleaseRef"),
+			"rollbackTo":  described(schemaRef("ReleaseRef"), "The release restored if this promotion fails."),
+			"revision":    described(object{"type": "integer"}, "The pipeline revision the promotion pinned."),
+			"reason":      stringSchema(),
+			"actor":       stringSchema(),
+			"forced":      object{"type": "boolean"},
+			"message":     described(stringSchema(), "Explains the current state."),
+			"steps":       arrayOf(schemaRef("Step")),
+			"transitions": arrayOf(schemaRef("Transition")),
+			"notifications": described(arrayOf(schemaRef("Notification")),
+				"The messages owed to notification endpoints about the promotion, and where their delivery stands."),
 			"createdAt":      dateTime(),
 			"startedAt":      dateTime(),
 			"finishedAt":     nullable(dateTime()),
@@ -740,6 +757,18 @@ func schemas() object {
 			"error":      stringSchema(),
 			"startedAt":  dateTime(),
 			"finishedAt": dateTime(),
+		}),
+		"Notification": structSchema([]string{"id", "endpoint", "event", "seq", "state", "attempts", "createdAt"}, false, object{
+			"id":            described(stringSchema(), "Identifies the message for good, across retries; receivers drop a message whose ID they have seen."),
+			"endpoint":      described(stringSchema(), "The endpoint's name."),
+			"event":         enum(pipeline.NotificationEvents...),
+			"seq":           described(object{"type": "integer"}, "Numbers the messages to the endpoint about the promotion from 1."),
+			"state":         enum("pending", "delivered", "failed"),
+			"attempts":      object{"type": "integer"},
+			"lastError":     described(stringSchema(), "The error of the latest failed attempt."),
+			"createdAt":     dateTime(),
+			"lastAttemptAt": dateTime(),
+			"finishedAt":    described(dateTime(), "When it was delivered or given up on."),
 		}),
 		"Transition": structSchema([]string{"from", "to", "actor", "at"}, false, object{
 			"from":   schemaRef("State"),

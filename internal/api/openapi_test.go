@@ -233,6 +233,8 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 		"Promotion":            {view.Promotion{}, false},
 		"Step":                 {view.Step{}, false},
 		"Transition":           {view.Transition{}, false},
+		"Notification":         {view.Notification{}, false},
+		"NotificationSpec":     {pipeline.Notification{}, false},
 		"LogChunk":             {view.LogChunk{}, false},
 		"AuditEvent":           {audit.Event{}, false},
 		"Replica":              {view.Replica{}, false},

@@ -102,6 +102,9 @@ type Config struct {
 	// promotion IDs. Defaults to none: no spans are made, and steps get a
 	// TRACEPARENT of the promotion's trace marked not sampled.
 	Tracer trace.Tracer
+	// Notified, when set, is called after a transaction that enqueued
+	// notifications commits; the server wakes its notification worker with it.
+	Notified func()
 }
 
 func (c *Config) setDefaults() error {

@@ -360,6 +360,9 @@ func (e *Engine) promotionView(ctx context.Context, tx store.Tx, p *promotion.Pr
 		}
 		v.Transitions = append(v.Transitions, view.Transition{From: d.From, To: d.To, Reason: ev.Reason, Actor: ev.Actor, At: ev.Time})
 	}
+	if v.Notifications, err = notificationViews(ctx, tx, p.ID); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 

@@ -47,6 +47,8 @@ type txn struct {
 	changed map[string]bool
 	trans   []committedTransition
 	spans   []pendingSpan
+	// notified is set when the transaction enqueued notifications.
+	notified bool
 }
 
 type committedTransition struct {
@@ -100,6 +102,9 @@ func (e *Engine) afterCommit(t *txn) {
 		}
 	}
 	e.emitSpans(t.spans)
+	if t.notified && e.cfg.Notified != nil {
+		e.cfg.Notified()
+	}
 	if e.cfg.Transitioned != nil {
 		for _, ct := range t.trans {
 			e.cfg.Transitioned(ct.p, ct.tr)
@@ -187,6 +192,9 @@ func (e *Engine) fire(t *txn, actor string, p *promotion.Promotion, ev promotion
 	}
 	if err := t.tx.UpdatePromotion(t.ctx, &next); err != nil {
 		return fmt.Errorf("update promotion %s: %w", p.ID, err)
+	}
+	if err := e.enqueueNotifications(t, rev, &next, ev, res.Transitions); err != nil {
+		return err
 	}
 	*p = next
 	t.changed[p.ID] = true

@@ -16,6 +16,8 @@ type Spec struct {
 	Name string `yaml:"name" json:"name"`
 	// Environments are the stages of the pipeline; their order is given by After.
 	Environments []Environment `yaml:"environments" json:"environments"`
+	// Notifications are the endpoints told about the promotions of every environment.
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 }
 
 // Environment is one stage of a pipeline.
@@ -42,6 +44,9 @@ type Environment struct {
 	// Alerts says which Alertmanager alerts concern the environment and
 	// whether a firing one rolls back the promotion verifying or watching there.
 	Alerts *Alerts `yaml:"alerts,omitempty" json:"alerts,omitempty"`
+	// Notifications are the endpoints told about this environment's
+	// promotions, besides the pipeline's.
+	Notifications []Notification `yaml:"notifications,omitempty" json:"notifications,omitempty"`
 }
 
 // Watch is a post-promotion watch window: after the verify checks pass, the
@@ -329,6 +334,77 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// The events a notification endpoint may ask for.
+const (
+	// EventPromotionSucceeded: a promotion ended succeeded.
+	EventPromotionSucceeded = "promotion.succeeded"
+	// EventPromotionFailed: a promotion ended failed, rollback_failed or rejected.
+	EventPromotionFailed = "promotion.failed"
+	// EventPromotionRolledBack: a promotion's automatic rollback restored the previous release.
+	EventPromotionRolledBack = "promotion.rolled_back"
+	// EventApprovalRequested: a promotion started waiting for approvals.
+	EventApprovalRequested = "approval.requested"
+	// EventGateBlocked: a gate other than approvals held a promotion (pending) or refused it (fail).
+	EventGateBlocked = "gate.blocked"
+)
+
+// NotificationEvents lists the events a notification endpoint may ask for.
+var NotificationEvents = []string{EventPromotionSucceeded, EventPromotionFailed, EventPromotionRolledBack,
+	EventApprovalRequested, EventGateBlocked}
+
+// The formats of a notification's messages.
+const (
+	FormatJSON  = "json"
+	FormatSlack = "slack"
+)
+
+// Notification is an HTTP endpoint told about promotions: Ferry POSTs a
+// message to URL for each of Events, durably, retried until it is accepted.
+type Notification struct {
+	// Name identifies the endpoint among those a promotion notifies.
+	Name string `yaml:"name" json:"name"`
+	// URL is where messages are POSTed; an absolute http or https URL.
+	URL string `yaml:"url" json:"url"`
+	// Events are the events the endpoint is told about.
+	Events []string `yaml:"events" json:"events"`
+	// Format is json (Ferry's message) or slack (a Slack incoming-webhook
+	// message). Defaults to json.
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+	// Headers are sent with every message.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// SecretHeaders maps header names to variables of the server's
+	// environment holding their values, read at each delivery and never stored.
+	SecretHeaders map[string]string `yaml:"secretHeaders,omitempty" json:"secretHeaders,omitempty"`
+}
+
+// Wants reports whether the endpoint asks for event.
+func (n Notification) Wants(event string) bool {
+	for _, e := range n.Events {
+		if e == event {
+			return true
+		}
+	}
+	return false
+}
+
+// MessageFormat returns the endpoint's format, json when unset.
+func (n Notification) MessageFormat() string {
+	if n.Format == "" {
+		return FormatJSON
+	}
+	return n.Format
+}
+
+// NotificationsFor returns the endpoints told about promotions into env:
+// the pipeline's, then the environment's.
+func (s *Spec) NotificationsFor(env string) []Notification {
+	out := append([]Notification(nil), s.Notifications...)
+	if e, ok := s.Environment(env); ok {
+		out = append(out, e.Notifications...)
+	}
+	return out
 }
 
 // Environment returns the environment called name, or false.

@@ -143,6 +143,11 @@ func (v *validator) spec(s *Spec) {
 		}
 		index[e.Name] = i
 	}
+	shared := map[string]string{}
+	v.notifications("notifications", s.Notifications, shared, nil)
+	for i, e := range s.Environments {
+		v.notifications(fmt.Sprintf("environments[%d].notifications", i), e.Notifications, map[string]string{}, shared)
+	}
 	for i, e := range s.Environments {
 		v.after(i, e, index)
 		v.environmentSteps(i, e)
@@ -151,6 +156,90 @@ func (v *validator) spec(s *Spec) {
 		}
 	}
 	v.cycles(s, index)
+}
+
+// notifications checks a list of notification endpoints at p. seen maps the
+// names met in the list to their paths, and pipeline those of the
+// pipeline's endpoints, which an environment's may not repeat.
+func (v *validator) notifications(p string, list []Notification, seen, pipeline map[string]string) {
+	for i, n := range list {
+		q := fmt.Sprintf("%s[%d]", p, i)
+		if v.name(q+".name", n.Name) {
+			if first, dup := pipeline[n.Name]; dup {
+				v.add(q+".name", "duplicate notification %q: the pipeline's notifications define it %s", n.Name, v.where(first))
+			} else if first, dup := seen[n.Name]; dup {
+				v.add(q+".name", "duplicate notification %q (first defined %s)", n.Name, v.where(first))
+			} else {
+				seen[n.Name] = q + ".name"
+			}
+		}
+		if n.URL == "" {
+			v.add(q+".url", "required")
+		} else if !absoluteHTTP(n.URL) {
+			v.add(q+".url", "invalid URL %q: must be an absolute http or https URL", n.URL)
+		}
+		if len(n.Events) == 0 {
+			v.add(q+".events", "at least one event is required: %s", strings.Join(NotificationEvents, ", "))
+		}
+		events := map[string]bool{}
+		for j, ev := range n.Events {
+			r := fmt.Sprintf("%s.events[%d]", q, j)
+			switch {
+			case !slices.Contains(NotificationEvents, ev):
+				v.add(r, "unknown event %q: use %s", ev, strings.Join(NotificationEvents, ", "))
+			case events[ev]:
+				v.add(r, "duplicate entry %q", ev)
+			}
+			events[ev] = true
+		}
+		if n.Format != "" && n.Format != FormatJSON && n.Format != FormatSlack {
+			v.add(q+".format", "unknown format %q: use %s or %s", n.Format, FormatJSON, FormatSlack)
+		}
+		for _, k := range sortedKeys(n.Headers) {
+			r := q + ".headers" + fieldKey(k)
+			switch {
+			case !v.notificationHeader(r, k):
+			case strings.ContainsAny(n.Headers[k], "\r\n\x00"):
+				v.add(r, "header value must not contain CR, LF or NUL")
+			}
+		}
+		for _, k := range sortedKeys(n.SecretHeaders) {
+			r := q + ".secretHeaders" + fieldKey(k)
+			if !v.notificationHeader(r, k) {
+				continue
+			}
+			if _, clash := n.Headers[k]; clash {
+				v.add(r, "header %q is also in headers: a header is either a secret or not", k)
+				continue
+			}
+			v.envVar(r, n.SecretHeaders[k])
+		}
+	}
+}
+
+// notificationHeader checks the name of a header a notification sets and
+// reports whether it is valid: a token, and none of those Ferry sets.
+func (v *validator) notificationHeader(path, name string) bool {
+	lower := strings.ToLower(name)
+	switch {
+	case !headerPattern.MatchString(name):
+		v.add(path, "invalid header name %q", name)
+		return false
+	case lower == "content-type" || lower == "idempotency-key" || strings.HasPrefix(lower, "x-ferry-"):
+		v.add(path, "header %q is set by Ferry", name)
+		return false
+	}
+	return true
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // name checks a pipeline, environment or step name and reports whether it is valid.

@@ -137,6 +137,25 @@ type Tx interface {
 	// keeps its first revocation time. ErrNotFound if no token has that ID.
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 
+	// EnqueueNotification adds n to the thread of its promotion and
+	// endpoint name, pending, due when the thread is (at once, unless it
+	// waits to retry), and assigns Seq and ThreadSeq. If the thread holds a
+	// notification with n.Key it changes nothing and returns false.
+	EnqueueNotification(ctx context.Context, n *Notification) (bool, error)
+	// ClaimNotifications makes owner, until until, the deliverer of up to
+	// limit threads that have pending notifications, are due at now and are
+	// not claimed past now, and returns the pending notifications of those
+	// threads in Seq order. Rows another transaction holds are skipped, so
+	// two deliverers never claim the same thread.
+	ClaimNotifications(ctx context.Context, owner string, now, until time.Time, limit int) ([]Notification, error)
+	// RecordDelivery records the outcome of an attempt on a thread's
+	// notifications that are still pending, and, if d.Owner still holds the
+	// thread's claim, ends it and makes the thread due again at d.RetryAt
+	// (when some notifications are to be retried) or at once.
+	RecordDelivery(ctx context.Context, d *Delivery) error
+	// Notifications returns a promotion's notifications in Seq order.
+	Notifications(ctx context.Context, promotionID string) ([]Notification, error)
+
 	// Idempotency returns the stored response for an idempotency key.
 	Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error)
 	// PutIdempotency stores a response for an idempotency key; ErrConflict if the key exists.

@@ -64,12 +64,35 @@ type Promotion struct {
 	Message     string       `json:"message,omitempty"`
 	Steps       []Step       `json:"steps"`
 	Transitions []Transition `json:"transitions,omitempty"`
-	CreatedAt   time.Time    `json:"createdAt"`
-	StartedAt   *time.Time   `json:"startedAt,omitempty"`
-	FinishedAt  *time.Time   `json:"finishedAt"`
-	UpdatedAt   time.Time    `json:"updatedAt"`
-	WakeAt      *time.Time   `json:"wakeAt,omitempty"`
-	Version     int64        `json:"version"`
+	// Notifications are the messages owed to notification endpoints about
+	// the promotion, and where their delivery stands.
+	Notifications []Notification `json:"notifications,omitempty"`
+	CreatedAt     time.Time      `json:"createdAt"`
+	StartedAt     *time.Time     `json:"startedAt,omitempty"`
+	FinishedAt    *time.Time     `json:"finishedAt"`
+	UpdatedAt     time.Time      `json:"updatedAt"`
+	WakeAt        *time.Time     `json:"wakeAt,omitempty"`
+	Version       int64          `json:"version"`
+}
+
+// Notification is one message to a notification endpoint about a
+// promotion, and where its delivery stands.
+type Notification struct {
+	// ID identifies the message for good; receivers see it as the message's id.
+	ID string `json:"id"`
+	// Endpoint is the endpoint's name.
+	Endpoint string `json:"endpoint"`
+	Event    string `json:"event"`
+	// Seq numbers the messages to the endpoint about the promotion from 1.
+	Seq int `json:"seq"`
+	// State is pending, delivered or failed.
+	State         string     `json:"state"`
+	Attempts      int        `json:"attempts"`
+	LastError     string     `json:"lastError,omitempty"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	LastAttemptAt *time.Time `json:"lastAttemptAt,omitempty"`
+	// FinishedAt is when it was delivered or given up on.
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
 }
 
 // Transition is one recorded change of a promotion's state.

@@ -132,13 +132,14 @@ func TestMigrateConcurrentOpens(t *testing.T) {
 	// Every migration was applied and recorded once.
 	checkMigrations := func(when string) {
 		t.Helper()
+		// Version numbers may have gaps: count the distinct ones.
 		var n, versions int
 		err := s.Pool().QueryRow(t.Context(), `SELECT count(*), count(DISTINCT version) FROM schema_migrations`).Scan(&n, &versions)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n < 1 || n != versions {
-			t.Errorf("%s: %d migrations recorded for %d versions; want one of each", when, n, versions)
+			t.Errorf("%s: %d migrations recorded, of %d versions; want one of each", when, n, versions)
 		}
 	}
 	checkMigrations("after concurrent opens")

@@ -69,6 +69,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"BenchCommitAndPing", testBenchCommitAndPing},
 		{"Replicas", testReplicas},
 		{"Leases", testLeases},
+		{"NotificationsEnqueue", testNotificationsEnqueue},
+		{"NotificationsDelivery", testNotificationsDelivery},
+		{"NotificationsConcurrentClaim", testNotificationsConcurrentClaim},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
