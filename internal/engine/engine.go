@@ -93,6 +93,13 @@ type Config struct {
 	// Transitioned, when set, is called after each committed transition with
 	// the promotion as committed. Benchmarks and metrics use it.
 	Transitioned func(p promotion.Promotion, tr promotion.Transition)
+	// GatesEvaluated, when set, is called after each committed evaluation of
+	// a promotion's gates, with the promotion as committed (p.Gates is the
+	// new evaluation) and the evaluation before it. Metrics use it.
+	GatesEvaluated func(p promotion.Promotion, previous []promotion.GateEvaluation)
+	// StepFinished, when set, is called when a step attempt's driver has
+	// returned and its outcome is recorded. Metrics use it.
+	StepFinished func(p promotion.Promotion, s StepOutcome)
 }
 
 func (c *Config) setDefaults() error {

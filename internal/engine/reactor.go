@@ -46,6 +46,7 @@ type txn struct {
 	effects []effect
 	changed map[string]bool
 	trans   []committedTransition
+	after   []func() // run once committed: see onCommit
 }
 
 type committedTransition struct {
@@ -108,6 +109,7 @@ func (e *Engine) afterCommit(t *txn) {
 			e.cfg.Transitioned(ct.p, ct.tr)
 		}
 	}
+	e.observeCommit(t)
 	e.notify(t.changed)
 }
 
