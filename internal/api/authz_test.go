@@ -143,6 +143,7 @@ func matrixCases(promotionID string) []matrixCase {
 		{"GET /api/v1/audit", "/api/v1/audit", "", "admin-global"},
 		{"GET /api/v1/audit", "/api/v1/audit?promotion=" + promotionID, "", "review-env"},
 		{"GET /api/v1/cluster", "/api/v1/cluster", "", "view-global"},
+		{"GET /metrics", "/metrics", "", "view-global"},
 		{"POST /api/v1/tokens", "/api/v1/tokens", `{"user":"x","grants":[{"role":"viewer","scope":"shop"}]}`, "admin-global"},
 		{"GET /api/v1/tokens", "/api/v1/tokens", "", "admin-global"},
 		{"POST /api/v1/tokens/{id}/revoke", "/api/v1/tokens/ZZZZZZZZ/revoke", "", "admin-global"},
