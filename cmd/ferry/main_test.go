@@ -72,6 +72,8 @@ func TestUsageErrorsExitWith2(t *testing.T) {
 		{[]string{"pipeline", "show", "shop", "--revision", "-2"}, "--revision -2"},
 		{[]string{"--server", "ftp://example.com", "pipelines"}, "--server"},
 		{[]string{"server", "extra"}, "unknown command"},
+		{[]string{"server", "--log-format", "xml"}, `--log-format "xml": want json, text or auto`},
+		{[]string{"server", "--log-level", "loud"}, `--log-level "loud"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
