@@ -151,7 +151,7 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 	}
 	out := StepOutcome{Phase: c.Phase, Name: in.spec.Name, Kind: in.spec.Kind(), Attempt: c.Attempt,
 		Check: isCheck(in.env, c), State: stepState(res), Duration: took}
-	log.Info("step finished", "kind", out.Kind, "state", out.State, "duration", took, "message", redact(res.Message, secrets))
+	log.Info("step finished", "kind", out.Kind, "state", out.State, "duration_seconds", took.Seconds(), "message", redact(res.Message, secrets))
 	e.finishStep(bg, log, id, c, res)
 	if e.cfg.StepFinished != nil {
 		e.cfg.StepFinished(in.p, out)

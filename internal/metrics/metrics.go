@@ -123,7 +123,7 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 		}, []string{"kind", "phase", "result"}),
 		storeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "store_transaction_duration_seconds",
-			Help:    "Time of store transactions from begin to commit or rollback, work inside included, by op (update, view) and result (ok, error: not committed).",
+			Help:    "Time of store transactions from begin to commit or rollback, work inside included, by op (update, view) and result (ok, not_found, conflict, error).",
 			Buckets: StoreBuckets,
 		}, []string{"op", "result"}),
 	}

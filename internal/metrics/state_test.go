@@ -147,7 +147,9 @@ func TestStateCollectorReportsAStoreFailure(t *testing.T) {
 // op and result, and passes results and errors through.
 func TestStoreTiming(t *testing.T) {
 	m, reg := newMetrics(t)
-	st := m.Store(openStore(t))
+	raw := openStore(t)
+	seed(t, raw, "shop", map[promotion.State]int{promotion.Deploying: 1})
+	st := m.Store(raw)
 	ctx := context.Background()
 	refused := errors.New("refused")
 	if err := st.Update(ctx, func(tx store.Tx) error {
@@ -159,18 +161,34 @@ func TestStoreTiming(t *testing.T) {
 	if err := st.Update(ctx, func(tx store.Tx) error { return refused }); !errors.Is(err, refused) {
 		t.Fatalf("update error = %v, want the function's error", err)
 	}
+	if err := st.View(ctx, func(tx store.Tx) error {
+		_, err := tx.Promotion(ctx, "nope")
+		return err
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("view of a missing promotion: %v, want ErrNotFound", err)
+	}
+	if err := st.Update(ctx, func(tx store.Tx) error {
+		p, err := tx.Promotion(ctx, "shop-1")
+		if err != nil {
+			return err
+		}
+		p.Version-- // an update made meanwhile
+		return tx.UpdatePromotion(ctx, p)
+	}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a stale update: %v, want ErrConflict", err)
+	}
 	var pipelines int
 	if err := st.View(ctx, func(tx store.Tx) error {
 		revs, err := tx.Pipelines(ctx)
 		pipelines = len(revs)
 		return err
-	}); err != nil || pipelines != 0 {
+	}); err != nil || pipelines != 1 {
 		t.Fatalf("view: %d pipelines, %v", pipelines, err)
 	}
 	for _, c := range []struct {
 		op, result string
 		min        float64
-	}{{"update", "ok", 0.02}, {"update", "error", 0}, {"view", "ok", 0}} {
+	}{{"update", "ok", 0.02}, {"update", "error", 0}, {"update", "conflict", 0}, {"view", "ok", 0}, {"view", "not_found", 0}} {
 		n, sum := histogram(t, reg, "ferry_store_transaction_duration_seconds", "op="+c.op, "result="+c.result)
 		if n != 1 || sum < c.min {
 			t.Errorf("ferry_store_transaction_duration_seconds{op=%s,result=%s}: %d observations summing to %v, want 1 of at least %v", c.op, c.result, n, sum, c.min)

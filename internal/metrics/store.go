@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/store"
@@ -36,9 +37,19 @@ func (s *timedStore) View(ctx context.Context, fn func(store.Tx) error) error {
 	return err
 }
 
+// observeStore records a transaction's duration under its result: ok,
+// not_found (it ended on something missing, such as an unknown token),
+// conflict (a unique key or an optimistic update lost: the engine retries),
+// or error (the store failed, or the change was refused).
 func (m *Metrics) observeStore(op string, d time.Duration, err error) {
 	result := "ok"
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		result = "not_found"
+	case errors.Is(err, store.ErrConflict):
+		result = "conflict"
+	default:
 		result = "error"
 	}
 	m.storeDuration.WithLabelValues(op, result).Observe(d.Seconds())
