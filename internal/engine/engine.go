@@ -98,7 +98,8 @@ type Config struct {
 	// new evaluation) and the evaluation before it. Metrics use it.
 	GatesEvaluated func(p promotion.Promotion, previous []promotion.GateEvaluation)
 	// StepFinished, when set, is called when a step attempt's driver has
-	// returned and its outcome is recorded. Metrics use it.
+	// returned, once its outcome is recorded (or recording it gave up).
+	// Metrics use it.
 	StepFinished func(p promotion.Promotion, s StepOutcome)
 }
 
