@@ -78,6 +78,8 @@ func TestUsageErrorsExitWith2(t *testing.T) {
 		{[]string{"server", "--otlp-endpoint", "localhost:4318"}, `--otlp-endpoint: "localhost:4318" is not an http:// or https:// URL`},
 		{[]string{"up", "--otlp-endpoint", "grpc://collector:4317"}, `--otlp-endpoint: "grpc://collector:4317"`},
 		{[]string{"bench", "--otlp-endpoint", "collector"}, `--otlp-endpoint: "collector"`},
+		{[]string{"server", "--log-format", "xml"}, `--log-format "xml": want json, text or auto`},
+		{[]string{"server", "--log-level", "loud"}, `--log-level "loud"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -14,13 +14,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferry-dev/ferry/internal/api"
 	"github.com/ferry-dev/ferry/internal/engine"
+	"github.com/ferry-dev/ferry/internal/metrics"
 	"github.com/ferry-dev/ferry/internal/notify"
+	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/step"
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
@@ -39,6 +42,7 @@ type serverOptions struct {
 	listen        string
 	shutdownGrace time.Duration
 	logLevel      string
+	logFormat     string
 	// auth is "on" (every API call but the health checks needs a token) or
 	// "off" (loopback only).
 	auth string
@@ -61,6 +65,7 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&o.shutdownGrace, "shutdown-grace", engine.DefaultShutdownGrace,
 		"on SIGTERM/SIGINT, how long running steps may finish before they are interrupted (resumed on next start)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&o.logFormat, "log-format", logAuto, "log format: json, text, or auto (text on a terminal, JSON otherwise)")
 	cmd.Flags().StringVar(&o.auth, "auth", "on",
 		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
 	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", os.Getenv("FERRY_OTLP_ENDPOINT"),
@@ -124,9 +129,9 @@ type server struct {
 
 // startServer opens the store, resumes the engine and starts serving the API.
 func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*server, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, usageErrorf("--log-level %q: want debug, info, warn or error", o.logLevel)
+	log, err := newLogger(logOut, o.logFormat, o.logLevel)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkAuthFlag(o.auth, o.listen); err != nil {
 		return nil, err
@@ -141,7 +146,6 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	if err := checkNotifyFlags(o); err != nil {
 		return nil, err
 	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	s := &server{log: log, served: make(chan error, 1)}
 	ok := false
 	defer func() {
@@ -167,7 +171,6 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		}
 		s.lock = lock
 	}
-	var err error
 	if s.store, err = openBackend(ctx, o.dataDir, o.db); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -187,6 +190,15 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		ln.Close()
 		return nil, err
 	}
+	// The server's own registry: GET /metrics serves it.
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{Version: version})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	reg.MustRegister(metrics.NewStateCollector(s.store.store, 0))
+	st := m.Store(s.store.store)
 	base := append(withoutTokens(os.Environ()), o.extraEnv...)
 	owner := defaultHostPID()
 	s.notifier, err = notify.New(notify.Config{
@@ -200,7 +212,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	s.engine, err = engine.New(engine.Config{
 		InstanceID: owner,
 		Notified:   s.notifier.Kick,
-		Store:      s.store.store,
+		Store:      st,
 		Shared:     s.store.shared,
 		Listen:     s.store.listen,
 		Addr:       s.addr,
@@ -213,23 +225,29 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 			"web":        &metric.Driver{},
 			"canary":     &metric.Driver{},
 		},
-		Reaper:        stepexec.Reap,
-		Logger:        log,
-		ShutdownGrace: o.shutdownGrace,
-		BaseEnv:       base,
-		Tracer:        tracer,
+		Reaper:         stepexec.Reap,
+		Logger:         log,
+		ShutdownGrace:  o.shutdownGrace,
+		BaseEnv:        base,
+		Tracer:         tracer,
+		Transitioned:   m.Transitioned,
+		GatesEvaluated: m.GatesEvaluated,
+		StepFinished: func(_ promotion.Promotion, s engine.StepOutcome) {
+			m.StepFinished(metrics.Step{Kind: s.Kind, Phase: s.Phase, State: s.State, Check: s.Check, Duration: s.Duration})
+		},
 	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
+	m.CountRunningSteps(s.engine.RunningSteps)
 	if err := s.engine.Start(ctx); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	apiHandler := api.New(api.Config{
-		Service: s.engine, Store: s.store.store, Logger: log, Version: version,
-		Ready: s.engine.Ready, DisableAuth: o.auth == "off",
+		Service: s.engine, Store: st, Logger: log, Version: version,
+		Ready: s.engine.Ready, DisableAuth: o.auth == "off", Metrics: reg,
 	})
 	// The dashboard serves its pages and hands every other path to the API.
 	dash, err := web.New(web.Config{

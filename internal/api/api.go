@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/alert"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -120,6 +122,9 @@ type Config struct {
 	Ready func(context.Context) error
 	// Version is the server's version, shown in the OpenAPI document. Defaults to "dev".
 	Version string
+	// Metrics is what GET /metrics serves, in the Prometheus text format:
+	// the server's own registry. Defaults to an empty registry.
+	Metrics prometheus.Gatherer
 }
 
 // New returns the API's HTTP handler. It panics when cfg.Service is nil, or
@@ -137,6 +142,8 @@ type server struct {
 	ready   func(context.Context) error
 	authOff bool
 	now     func() time.Time
+
+	metricsHandler http.Handler
 
 	openapi []byte
 	// paths matches request paths against the routes' path patterns only, to
@@ -181,6 +188,7 @@ func newServer(cfg Config) *server {
 	if s.ready == nil {
 		s.ready = func(context.Context) error { return nil }
 	}
+	s.metricsHandler = newMetricsHandler(cfg.Metrics, s.log)
 	version := cfg.Version
 	if version == "" {
 		version = "dev"
@@ -216,6 +224,7 @@ func (s *server) routes() []route {
 	return []route{
 		{http.MethodGet, "/healthz", s.healthz, public},
 		{http.MethodGet, "/readyz", s.readyz, public},
+		{http.MethodGet, "/metrics", s.metrics, global(view)},
 		{http.MethodGet, "/api/v1/openapi.json", s.openAPI, anyToken},
 
 		{http.MethodPost, "/api/v1/pipelines", s.applyPipeline, applyTarget},

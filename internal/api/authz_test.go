@@ -154,6 +154,7 @@ func matrixCases(promotionID string) []matrixCase {
 		{"GET /api/v1/stats", "/api/v1/stats", "", "view-global"},
 		{"GET /api/v1/stats", "/api/v1/stats?pipeline=shop", "", "view-pipeline"},
 		{"GET /api/v1/stats", "/api/v1/stats?pipeline=shop&environment=dev&window=7d&bucket=1d", "", "view-env"},
+		{"GET /metrics", "/metrics", "", "view-global"},
 		{"POST /api/v1/tokens", "/api/v1/tokens", `{"user":"x","grants":[{"role":"viewer","scope":"shop"}]}`, "admin-global"},
 		{"GET /api/v1/tokens", "/api/v1/tokens", "", "admin-global"},
 		{"POST /api/v1/tokens/{id}/revoke", "/api/v1/tokens/ZZZZZZZZ/revoke", "", "admin-global"},

@@ -46,8 +46,11 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelError
+		case status < 400 && polled(r.URL.Path):
+			level = slog.LevelDebug // probes and scrapes come every few seconds
 		}
 		s.log.LogAttrs(r.Context(), level, "http request",
 			slog.String("method", r.Method),
@@ -57,6 +60,16 @@ func (s *server) logRequests(next http.Handler) http.Handler {
 			slog.Int64("bytes", sw.bytes),
 		)
 	})
+}
+
+// polled reports whether machines poll path every few seconds (probes,
+// scrapes): its successful requests are logged at debug level.
+func polled(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return false
 }
 
 // recoverPanics turns a panicking handler into a 500 problem, logging the stack.

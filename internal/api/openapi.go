@@ -38,6 +38,15 @@ func openAPIDocument(version string) object {
 				"get": operation{id: "ready", summary: "Report whether the server is ready to serve",
 					tag: "server", text: true, public: true, errors: []int{503}}.build(),
 			},
+			"/metrics": object{
+				"get": operation{id: "metrics", summary: "Ferry's own metrics, for Prometheus to scrape", tag: "server",
+					description: "The Prometheus text exposition format (text/plain; version=0.0.4). Needs a token with any role on the global scope " +
+						"(Prometheus sends it with authorization.credentials_file). docs/operations.md lists the metrics.",
+					ok: object{"200": object{
+						"description": "The metrics.",
+						"content":     object{"text/plain": object{"schema": object{"type": "string"}}},
+					}}}.build(),
+			},
 			"/api/v1/openapi.json": object{
 				"get": operation{id: "openapi", summary: "This OpenAPI document", tag: "server",
 					description: "Any valid token may read it, whatever its grants.",

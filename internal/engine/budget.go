@@ -124,6 +124,6 @@ func (e *Engine) kickGates(id string) {
 		return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvWake})
 	})
 	if err != nil {
-		e.log.Warn("evaluate gates after measuring the error budget", "promotion_id", id, "err", err)
+		e.logID(id).Warn("evaluate gates after measuring the error budget", "err", err)
 	}
 }

@@ -117,7 +117,7 @@ func (e *Engine) sweep(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("claim expired promotions: %w", err)
 		}
 		for _, p := range claimed {
-			e.log.Info("taking over promotion", "promotion_id", p.ID, "state", p.State, "previous_owner", p.Owner)
+			e.logFor(&p).Info("taking over promotion", "state", p.State, "previous_owner", p.Owner)
 			if err := e.takeOver(ctx, p.ID); err != nil {
 				return fmt.Errorf("take over %s: %w", p.ID, err)
 			}
@@ -230,7 +230,7 @@ func (e *Engine) reap(ctx context.Context, r promotion.StepRun) error {
 	if r.PID == 0 || e.cfg.Reaper == nil || hostOf(r.Owner) != hostOf(e.cfg.InstanceID) {
 		return nil
 	}
-	e.log.Info("stopping orphaned step process", "promotion_id", r.PromotionID, "step", r.Name, "attempt", r.Attempt, "pid", r.PID)
+	e.logID(r.PromotionID).Info("stopping orphaned step process", "step", r.Name, "attempt", r.Attempt, "pid", r.PID)
 	if err := e.cfg.Reaper(ctx, r.PID, r.PIDStart, e.cfg.ReapGrace); err != nil {
 		return fmt.Errorf("stop orphaned step %s of %s (pid %d): %w", r.Name, r.PromotionID, r.PID, err)
 	}

@@ -105,6 +105,14 @@ type Config struct {
 	// Notified, when set, is called after a transaction that enqueued
 	// notifications commits; the server wakes its notification worker with it.
 	Notified func()
+	// GatesEvaluated, when set, is called after each committed evaluation of
+	// a promotion's gates, with the promotion as committed (p.Gates is the
+	// new evaluation) and the evaluation before it. Metrics use it.
+	GatesEvaluated func(p promotion.Promotion, previous []promotion.GateEvaluation)
+	// StepFinished, when set, is called when a step attempt's driver has
+	// returned, once its outcome is recorded (or recording it gave up).
+	// Metrics use it.
+	StepFinished func(p promotion.Promotion, s StepOutcome)
 }
 
 func (c *Config) setDefaults() error {

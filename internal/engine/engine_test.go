@@ -54,7 +54,9 @@ func (b *testBundle) start(t *testing.T, cfg engine.Config) {
 	}
 	cfg.Reaper = stepexec.Reap
 	cfg.BaseEnv = base
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 5 * time.Second
 	}

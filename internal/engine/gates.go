@@ -132,13 +132,18 @@ func (e *Engine) gateAndFire(t *txn, p *promotion.Promotion) error {
 	}
 	out := gate.Evaluate(t.ctx, in, progs)
 	e.traceGates(t, p, began, out)
+	previous := p.Gates
 	p.Gates = out.Gates
 	if out.Escalate {
 		if err := e.escalate(t, p, env, out); err != nil {
 			return err
 		}
 	}
-	return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvGates, Gate: out.Result, Reason: out.Reason, WakeAt: out.WakeAt, Approval: out.Approval})
+	if err := e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvGates, Gate: out.Result, Reason: out.Reason, WakeAt: out.WakeAt, Approval: out.Approval}); err != nil {
+		return err
+	}
+	e.gatesEvaluated(t, p, previous)
+	return nil
 }
 
 // escalate records that approvals are late and posts to the escalation
@@ -188,7 +193,8 @@ func (e *Engine) postWebhook(id, url string, body []byte) {
 			if err == nil {
 				return
 			}
-			e.log.Warn("escalation webhook", "promotion_id", id, "url", url, "try", try, "err", err)
+			// The webhook's URL may hold a secret (chat webhooks do): log its host only.
+			e.logID(id).Warn("escalation webhook", "host", urlHost(url), "try", try, "err", redactURL(err, url))
 			select {
 			case <-e.stepCtx.Done():
 				return

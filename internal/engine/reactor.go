@@ -49,6 +49,7 @@ type txn struct {
 	spans   []pendingSpan
 	// notified is set when the transaction enqueued notifications.
 	notified bool
+	after    []func() // run once committed: see onCommit
 }
 
 type committedTransition struct {
@@ -110,6 +111,7 @@ func (e *Engine) afterCommit(t *txn) {
 			e.cfg.Transitioned(ct.p, ct.tr)
 		}
 	}
+	e.observeCommit(t)
 	e.notify(t.changed)
 }
 

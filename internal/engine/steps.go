@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -152,23 +153,25 @@ func (e *Engine) loadStep(ctx context.Context, id string, c promotion.Cursor) (*
 
 func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 	bg := context.WithoutCancel(ctx)
-	log := e.log.With("promotion_id", id, "phase", c.Phase, "index", c.Index, "attempt", c.Attempt)
 	in, err := e.loadStep(bg, id, c)
 	if err != nil {
+		log := e.logID(id).With("phase", c.Phase, "index", c.Index, "attempt", c.Attempt)
 		log.Error("load step", "err", err)
-		e.finishStep(bg, id, c, step.Result{Message: err.Error()})
+		e.finishStep(bg, log, id, c, step.Result{Message: err.Error()})
 		return
 	}
+	log := e.logFor(&in.p).With("phase", c.Phase, "index", c.Index, "attempt", c.Attempt, "step", in.spec.Name)
 	driver, ok := e.cfg.Drivers[in.spec.Kind()]
 	if c.Phase == promotion.PhaseWatch {
 		driver, ok = watch.Window{Checks: in.env.Watch.Checks, Until: in.watchUntil,
 			Every: in.env.Watch.EveryOrDefault(), Drivers: e.cfg.Drivers, Now: e.cfg.Now}, true
 	}
 	if !ok {
-		e.finishStep(bg, id, c, step.Result{Message: fmt.Sprintf("no driver for step kind %q", in.spec.Kind())})
+		e.finishStep(bg, log, id, c, step.Result{Message: fmt.Sprintf("no driver for step kind %q", in.spec.Kind())})
 		return
 	}
-	capture := step.NewCapture(e.cfg.MaxLogBytes, step.SecretValues(in.spec, e.cfg.BaseEnv), e.cfg.LogInterval, func(b []byte) {
+	secrets := step.SecretValues(in.spec, e.cfg.BaseEnv)
+	capture := step.NewCapture(e.cfg.MaxLogBytes, secrets, e.cfg.LogInterval, func(b []byte) {
 		chunk := &store.LogChunk{PromotionID: id, Phase: c.Phase, Index: c.Index, Attempt: c.Attempt,
 			Data: append([]byte(nil), b...), At: e.cfg.Now().UTC()}
 		if err := e.store.Update(bg, func(tx store.Tx) error { return tx.AppendStepLog(bg, chunk) }); err != nil {
@@ -188,7 +191,7 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 	req.Started = func(pid int, start uint64) error {
 		// The process group must be on record before the step may go on:
 		// it is what a replica taking over reaps.
-		startErr = e.retry(ctx, "record step process", func() error {
+		startErr = e.retry(ctx, log, "record step process", func() error {
 			return e.store.Update(bg, func(tx store.Tx) error {
 				run := in.run
 				run.PID, run.PIDStart = pid, start
@@ -200,24 +203,44 @@ func (e *Engine) execStep(ctx context.Context, id string, c promotion.Cursor) {
 	if e.cfg.StepStarted != nil {
 		e.cfg.StepStarted(in.p, time.Now())
 	}
-	log.Debug("step started", "step", in.spec.Name)
+	log.Debug("step started", "kind", in.spec.Kind())
+	began := time.Now()
 	res := driver.Run(ctx, req)
+	took := time.Since(began)
 	if startErr != nil {
 		res = step.Result{Interrupted: true, Message: "interrupted: " + startErr.Error()}
 	}
 	if err := capture.Close(); err != nil {
 		log.Error("close step output", "err", err)
 	}
-	log.Info("step finished", "step", in.spec.Name, "ok", res.OK, "interrupted", res.Interrupted, "message", res.Message)
+	out := StepOutcome{Phase: c.Phase, Name: in.spec.Name, Kind: in.spec.Kind(), Attempt: c.Attempt,
+		Check: isCheckAt(in.env, c), State: stepState(res), Duration: took}
+	log.Info("step finished", "kind", out.Kind, "state", out.State, "duration_seconds", took.Seconds(), "message", redact(res.Message, secrets))
 	e.endStepSpan(span, c, res)
-	e.finishStep(bg, id, c, res)
+	e.finishStep(bg, log, id, c, res)
+	if e.cfg.StepFinished != nil {
+		e.cfg.StepFinished(in.p, out)
+	}
+}
+
+// stepState names a driver's result as a step attempt's state.
+func stepState(res step.Result) promotion.StepState {
+	switch {
+	case res.Interrupted:
+		return promotion.StepInterrupted
+	case res.OK:
+		return promotion.StepSucceeded
+	case res.Inconclusive:
+		return promotion.StepInconclusive
+	}
+	return promotion.StepFailed
 }
 
 // retry calls fn until it succeeds, backing off up to 2 seconds between
 // tries while the store is unreachable. It gives up when ctx ends, or after
 // a few tries once the engine is stopping: the next start resumes from what
 // is stored.
-func (e *Engine) retry(ctx context.Context, what string, fn func() error) error {
+func (e *Engine) retry(ctx context.Context, log *slog.Logger, what string, fn func() error) error {
 	backoff := 50 * time.Millisecond
 	for try := 1; ; try++ {
 		err := fn()
@@ -227,7 +250,7 @@ func (e *Engine) retry(ctx context.Context, what string, fn func() error) error 
 		if ctx.Err() != nil || e.isStopping() && try >= 3 {
 			return err
 		}
-		e.log.Warn(what+": retrying", "err", err, "try", try)
+		log.Warn(what+": retrying", "err", err, "try", try)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
@@ -243,10 +266,10 @@ func (e *Engine) retry(ctx context.Context, what string, fn func() error) error 
 // replica's (another replica took the promotion over while this one could
 // not reach the store), the outcome is dropped: the attempt was stopped and
 // recorded as interrupted by the replica that took over.
-func (e *Engine) finishStep(ctx context.Context, id string, c promotion.Cursor, res step.Result) {
-	err := e.retry(ctx, "record step result", func() error { return e.recordStep(ctx, id, c, res) })
+func (e *Engine) finishStep(ctx context.Context, log *slog.Logger, id string, c promotion.Cursor, res step.Result) {
+	err := e.retry(ctx, log, "record step result", func() error { return e.recordStep(ctx, id, c, res) })
 	if err != nil {
-		e.log.Error("record step result", "promotion_id", id, "err", err)
+		log.Error("record step result", "err", err)
 	}
 }
 
@@ -273,7 +296,7 @@ func (e *Engine) recordStep(ctx context.Context, id string, c promotion.Cursor, 
 			return fmt.Errorf("no record of step %s[%d] attempt %d of %s", c.Phase, c.Index, c.Attempt, id)
 		}
 		if run.State != promotion.StepRunning || run.Owner != e.cfg.InstanceID {
-			e.log.Warn("step attempt was taken over; dropping its outcome", "promotion_id", id, "attempt", c.Attempt, "state", run.State, "owner", run.Owner)
+			e.logFor(p).Warn("step attempt was taken over; dropping its outcome", "attempt", c.Attempt, "state", run.State, "owner", run.Owner)
 			return nil
 		}
 		ev := promotion.Event{Reason: res.Message}
@@ -384,6 +407,6 @@ func (e *Engine) wake(id string) {
 		return e.fire(t, SystemActor, p, promotion.Event{Type: promotion.EvWake})
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
-		e.log.Error("wake promotion", "promotion_id", id, "err", err)
+		e.logID(id).Error("wake promotion", "err", err)
 	}
 }

@@ -11,9 +11,12 @@
 // starts, since Prometheus hands its targets to the scraper in batches every
 // five seconds: tests that need scraped data share one server where they can.
 //
-// The prometheus binary is looked up in PATH, then in /usr/bin. When it is
-// missing a test is skipped, or fails when the environment variable CI is
-// true, naming the Debian package that provides it.
+// CheckMetrics and CheckExpressions run the real promtool on a scrape and
+// on PromQL expressions.
+//
+// The prometheus and promtool binaries are looked up in PATH, then in
+// /usr/bin. When one is missing a test is skipped, or fails when the
+// environment variable CI is true, naming the Debian package that provides it.
 package promtest
 
 import (
