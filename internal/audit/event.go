@@ -1,7 +1,10 @@
 // Package audit defines audit events: who did what, when, why, to what.
 // Events are appended in the same transaction as the change they record and
-// are never updated or deleted. Each carries its sequence number and room for
-// a hash chain (PrevHash, Hash).
+// are never updated or deleted. They form a hash chain: each event carries
+// its sequence number, the hash of the event before it and its own hash,
+// computed over its canonical form (see Canonical, Link). Checkpoints sign
+// the chain's head with an ed25519 key; Chain and Verify check a stored log
+// or an export and name the first sequence number where it breaks.
 package audit
 
 import (
@@ -29,9 +32,11 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Details holds action-specific facts as a JSON object.
 	Details json.RawMessage `json:"details,omitempty"`
-	// PrevHash and Hash are reserved for the hash chain.
+	// PrevHash is the Hash of the event before, GenesisHash for the first.
+	// The store sets it when it appends the event.
 	PrevHash string `json:"prevHash,omitempty"`
-	Hash     string `json:"hash,omitempty"`
+	// Hash is ComputeHash of the event; the store sets it.
+	Hash string `json:"hash,omitempty"`
 }
 
 // ErrIncomplete marks an event that lacks a required field.
@@ -49,8 +54,13 @@ func (e *Event) Validate() error {
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: time is required (action %q)", ErrIncomplete, e.Action)
 	}
-	if len(e.Details) > 0 && !json.Valid(e.Details) {
-		return fmt.Errorf("%w: details of %q are not valid JSON", ErrIncomplete, e.Action)
+	if len(e.Details) > 0 {
+		if !json.Valid(e.Details) {
+			return fmt.Errorf("%w: details of %q are not valid JSON", ErrIncomplete, e.Action)
+		}
+		if _, err := CanonicalJSON(e.Details); err != nil {
+			return fmt.Errorf("%w: details of %q: %v", ErrIncomplete, e.Action, err)
+		}
 	}
 	return nil
 }
