@@ -115,6 +115,11 @@ type Config struct {
 	Ready func(context.Context) error
 	// Version is the server's version, shown in the OpenAPI document. Defaults to "dev".
 	Version string
+	// AuditSigner signs checkpoints of the audit chain on request, and its
+	// public key verifies the stored ones. Nil means the server has no audit
+	// key: checkpoint and public key requests get 404, and verification does
+	// not check signatures.
+	AuditSigner *audit.Signer
 }
 
 // New returns the API's HTTP handler. It panics when cfg.Service is nil, or
@@ -132,6 +137,7 @@ type server struct {
 	ready   func(context.Context) error
 	authOff bool
 	now     func() time.Time
+	signer  *audit.Signer
 
 	openapi []byte
 	// paths matches request paths against the routes' path patterns only, to
@@ -160,6 +166,7 @@ func newServer(cfg Config) *server {
 		ready:    cfg.Ready,
 		authOff:  cfg.DisableAuth,
 		now:      cfg.Now,
+		signer:   cfg.AuditSigner,
 		paths:    http.NewServeMux(),
 		allowed:  map[string][]string{},
 		inflight: map[string]chan struct{}{},
@@ -240,6 +247,10 @@ func (s *server) routes() []route {
 		{http.MethodPost, "/api/v1/rollbacks", s.rollback, rollback},
 
 		{http.MethodGet, "/api/v1/audit", s.listAudit, s.auditTarget},
+		{http.MethodGet, "/api/v1/audit/verify", s.verifyAudit, global(auth.ActionReview)},
+		{http.MethodGet, "/api/v1/audit/export", s.exportAudit, s.auditTarget},
+		{http.MethodGet, "/api/v1/audit/pubkey", s.auditPublicKey, anyToken},
+		{http.MethodPost, "/api/v1/audit/checkpoints", s.createCheckpoint, global(auth.ActionReview)},
 
 		{http.MethodGet, "/api/v1/cluster", s.getCluster, global(view)},
 

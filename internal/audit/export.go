@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,4 +225,88 @@ func strictJSON(b []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	return d.Decode(v)
+}
+
+// ExportOptions says what Export writes.
+type ExportOptions struct {
+	// Header is the export's first line; its Partial field says whether
+	// src holds a selection of the log (see NewPartialChain).
+	Header ExportHeader
+	// Signer, when set, checks the stored checkpoints with its public key
+	// and, when the whole log verified, signs its last event in a final
+	// checkpoint line (not stored), so that the export is covered to its
+	// end.
+	Signer *Signer
+	// Now is the time of that final checkpoint.
+	Now time.Time
+}
+
+// Export writes the events of src, each followed by the stored checkpoints of
+// its seq, verifying them as it goes, and returns the report of that
+// verification. src's Head is read only for a whole log.
+func Export(ctx context.Context, src Source, w io.Writer, o ExportOptions) (Report, error) {
+	var keys []PublicKey
+	if o.Signer != nil {
+		keys = []PublicKey{o.Signer.PublicKey()}
+	}
+	partial := o.Header.Partial
+	v := newVerifier(partial, keys)
+	cps, err := src.Checkpoints(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("export audit log: %w", err)
+	}
+	v.checkpoints(cps...)
+	bySeq := map[int64][]Checkpoint{}
+	for _, c := range cps {
+		bySeq[c.Seq] = append(bySeq[c.Seq], c)
+	}
+	var head Head
+	if !partial {
+		if head, err = src.Head(ctx); err != nil {
+			return Report{}, fmt.Errorf("export audit log: %w", err)
+		}
+	}
+	x, err := NewExporter(w, o.Header)
+	if err != nil {
+		return Report{}, err
+	}
+	after := int64(0)
+	for {
+		events, err := src.Events(ctx, after, verifyPage)
+		if err != nil {
+			return Report{}, fmt.Errorf("export audit log: %w", err)
+		}
+		for i := range events {
+			e := &events[i]
+			v.event(e)
+			if err := x.Event(e); err != nil {
+				return Report{}, err
+			}
+			for _, c := range bySeq[e.Seq] {
+				if err := x.Checkpoint(&c); err != nil {
+					return Report{}, err
+				}
+			}
+		}
+		if len(events) < verifyPage {
+			break
+		}
+		after = events[len(events)-1].Seq
+	}
+	var rep Report
+	if partial {
+		rep = v.finish(nil)
+	} else {
+		rep = v.finish(&head)
+	}
+	if rep.OK && !partial && o.Signer != nil && rep.Events > 0 && len(bySeq[rep.Head.Seq]) == 0 {
+		c := o.Signer.Sign(rep.Head, o.Now)
+		if err := x.Checkpoint(&c); err != nil {
+			return Report{}, err
+		}
+		rep.Checkpoints++
+		rep.Signed = &c
+		rep.Unsigned = 0
+	}
+	return rep, x.Close()
 }

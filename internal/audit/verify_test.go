@@ -383,3 +383,43 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+func TestExportSignsItsEnd(t *testing.T) {
+	s, _ := GenerateSigner()
+	keys := []PublicKey{s.PublicKey()}
+	m := newMemLog(t, s, 2345, 1000)
+	var buf bytes.Buffer
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rep, err := Export(t.Context(), m, &buf, ExportOptions{Header: ExportHeader{ExportedAt: now}, Signer: s, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Events != 2345 || rep.Signed.Seq != 2345 || rep.Unsigned != 0 {
+		t.Fatalf("export report: %s", rep.Summary())
+	}
+	got, err := VerifyExport(bytes.NewReader(buf.Bytes()), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.OK || got.Events != 2345 || got.Checkpoints != 3 || got.Signed.Seq != 2345 || !got.Signed.Time.Equal(now) {
+		t.Fatalf("offline report: %s", got.Summary())
+	}
+
+	// A broken log is exported as it is, but its end is not signed.
+	m.events[100].Actor = "mallory"
+	buf.Reset()
+	rep, err = Export(t.Context(), m, &buf, ExportOptions{Header: ExportHeader{ExportedAt: now}, Signer: s, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK || rep.Break.Seq != 101 || strings.Count(buf.String(), `"type":"event"`) != 2345 {
+		t.Fatalf("export of a broken log: %s", rep.Summary())
+	}
+	if strings.Contains(buf.String(), `"type":"checkpoint","seq":2345`) {
+		t.Error("the end of a broken log was signed")
+	}
+	got, err = VerifyExport(bytes.NewReader(buf.Bytes()), keys)
+	if err != nil || got.OK || got.Break.Seq != 101 {
+		t.Errorf("offline report of the broken export: %+v, %v", got, err)
+	}
+}

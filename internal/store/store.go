@@ -235,13 +235,20 @@ func (c *Checkpoints) Due(seq int64) bool {
 	return seq%every == 0
 }
 
-// AuditSource returns the audit log as tx reads it, for audit.Verify.
-func AuditSource(tx Tx) audit.Source { return auditSource{tx} }
+// AuditSource returns the audit log as tx reads it, for audit.Verify and
+// audit.Export: the events f selects (its AfterSeq and Limit are ignored),
+// every checkpoint, and the head.
+func AuditSource(tx Tx, f AuditFilter) audit.Source { return auditSource{tx, f} }
 
-type auditSource struct{ tx Tx }
+type auditSource struct {
+	tx Tx
+	f  AuditFilter
+}
 
 func (s auditSource) Events(ctx context.Context, after int64, limit int) ([]audit.Event, error) {
-	return s.tx.AuditEvents(ctx, AuditFilter{AfterSeq: after, Limit: limit})
+	f := s.f
+	f.AfterSeq, f.Limit = after, limit
+	return s.tx.AuditEvents(ctx, f)
 }
 
 func (s auditSource) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {

@@ -18,7 +18,7 @@ func verify(t *testing.T, s store.Store, keys []audit.PublicKey) audit.Report {
 	var rep audit.Report
 	err := s.View(t.Context(), func(tx store.Tx) error {
 		var err error
-		rep, err = audit.Verify(t.Context(), store.AuditSource(tx), keys)
+		rep, err = audit.Verify(t.Context(), store.AuditSource(tx, store.AuditFilter{}), keys)
 		return err
 	})
 	if err != nil {

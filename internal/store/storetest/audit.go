@@ -163,7 +163,7 @@ func verifyAudit(t *testing.T, s store.Store) audit.Report {
 	var rep audit.Report
 	view(t, s, func(ctx context.Context, tx store.Tx) error {
 		var err error
-		rep, err = audit.Verify(ctx, store.AuditSource(tx), nil)
+		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), nil)
 		return err
 	})
 	if !rep.OK {
@@ -319,7 +319,7 @@ func testAuditCheckpoints(t *testing.T, s store.Store) {
 	})
 	var rep audit.Report
 	view(t, s, func(ctx context.Context, tx store.Tx) error {
-		rep, err = audit.Verify(ctx, store.AuditSource(tx), []audit.PublicKey{signer.PublicKey()})
+		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), []audit.PublicKey{signer.PublicKey()})
 		return err
 	})
 	if !rep.OK || rep.Checkpoints != 2 || rep.Signed.Seq != 4 || rep.Unsigned != 1 {
