@@ -131,4 +131,3 @@ func TestAuditExport(t *testing.T) {
 		}
 	}
 }
-
