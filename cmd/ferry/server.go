@@ -17,11 +17,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-dev/ferry/internal/api"
+	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/step"
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
 	"github.com/ferry-dev/ferry/internal/step/metric"
+	"github.com/ferry-dev/ferry/internal/store"
 )
 
 // version is Ferry's version, set at build time with -ldflags "-X main.version=...".
@@ -39,6 +41,22 @@ type serverOptions struct {
 	auth string
 	// extraEnv is added to the environment steps inherit.
 	extraEnv []string
+	// auditKey is the file of the ed25519 key that signs audit checkpoints;
+	// empty means auditKeyFile in the data directory.
+	auditKey string
+	// checkpointEvery is the number of audit events between two checkpoints.
+	checkpointEvery int64
+}
+
+// auditKeyFile is the name of the audit key in the data directory.
+const auditKeyFile = "audit-key"
+
+// auditKeyPath returns the audit key file the options name.
+func (o *serverOptions) auditKeyPath() string {
+	if o.auditKey != "" {
+		return o.auditKey
+	}
+	return filepath.Join(o.dataDir, auditKeyFile)
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -49,6 +67,10 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 	cmd.Flags().DurationVar(&o.shutdownGrace, "shutdown-grace", engine.DefaultShutdownGrace,
 		"on SIGTERM/SIGINT, how long running steps may finish before they are interrupted (resumed on next start)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().StringVar(&o.auditKey, "audit-key", os.Getenv("FERRY_AUDIT_KEY"),
+		"ed25519 key (PEM) that signs audit checkpoints, created on first start (env FERRY_AUDIT_KEY); default: audit-key in --data. Replicas on one database share one key")
+	cmd.Flags().Int64Var(&o.checkpointEvery, "audit-checkpoint-every", store.DefaultCheckpointEvery,
+		"sign a checkpoint of the audit chain every this many events")
 	cmd.Flags().StringVar(&o.auth, "auth", "on",
 		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
 }
@@ -123,8 +145,21 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		}
 		s.lock = lock
 	}
-	var err error
-	if s.store, err = openBackend(ctx, o.dataDir, o.db); err != nil {
+	if o.checkpointEvery < 1 {
+		return nil, usageErrorf("--audit-checkpoint-every %d: want at least 1", o.checkpointEvery)
+	}
+	keyPath := o.auditKeyPath()
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return nil, fmt.Errorf("create the directory of the audit key: %w", err)
+	}
+	signer, created, err := audit.LoadOrCreateSigner(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created audit key", "path", keyPath, "key_id", signer.PublicKey().ID())
+	}
+	if s.store, err = openBackend(ctx, o.dataDir, o.db, store.Checkpoints{Signer: signer, Every: o.checkpointEvery}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	ln, err := net.Listen("tcp", o.listen)
@@ -169,13 +204,14 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	s.http = &http.Server{
 		Handler: api.New(api.Config{
 			Service: s.engine, Store: s.store.store, Logger: log, Version: version,
-			Ready: s.engine.Ready, DisableAuth: o.auth == "off",
+			Ready: s.engine.Ready, DisableAuth: o.auth == "off", AuditSigner: signer,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	go func() { s.served <- s.http.Serve(ln) }()
-	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version)
+	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version,
+		"audit_key_id", signer.PublicKey().ID())
 	ok = true
 	return s, nil
 }
