@@ -127,6 +127,9 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	if err := checkAuthFlag(o.auth, o.listen); err != nil {
 		return nil, err
 	}
+	if o.checkpointEvery < 1 {
+		return nil, usageErrorf("--audit-checkpoint-every %d: want at least 1", o.checkpointEvery)
+	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	s := &server{log: log, served: make(chan error, 1)}
 	ok := false
@@ -144,9 +147,6 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 			return nil, err
 		}
 		s.lock = lock
-	}
-	if o.checkpointEvery < 1 {
-		return nil, usageErrorf("--audit-checkpoint-every %d: want at least 1", o.checkpointEvery)
 	}
 	keyPath := o.auditKeyPath()
 	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
