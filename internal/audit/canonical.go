@@ -2,13 +2,13 @@ package audit
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -63,16 +63,41 @@ func CanonicalJSON(data []byte) ([]byte, error) {
 }
 
 func appendCanonicalJSON(b, data []byte) ([]byte, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	b, err := appendValue(b, d)
+	p := parser{data: data}
+	p.skipSpace()
+	b, err := p.value(b, 0)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("invalid JSON: more than one value")
+	p.skipSpace()
+	if p.i < len(p.data) {
+		return nil, p.errorf("data after the JSON value")
 	}
 	return b, nil
+}
+
+// maxDepth bounds the nesting of a JSON value.
+const maxDepth = 1000
+
+// parser reads one JSON value and writes its canonical form.
+type parser struct {
+	data []byte
+	i    int
+}
+
+func (p *parser) errorf(format string, args ...any) error {
+	return fmt.Errorf("not valid JSON at offset %d: %s", p.i, fmt.Sprintf(format, args...))
+}
+
+func (p *parser) skipSpace() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
 }
 
 // member is an object member in canonical form.
@@ -81,80 +106,260 @@ type member struct {
 	value []byte
 }
 
-// appendValue appends the canonical form of the next value of d.
-func appendValue(b []byte, d *json.Decoder) ([]byte, error) {
-	tok, err := d.Token()
-	if err != nil {
-		return nil, fmt.Errorf("invalid JSON: %w", err)
+// value appends the canonical form of the value at p.i.
+func (p *parser) value(b []byte, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return nil, p.errorf("nested deeper than %d", maxDepth)
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '[':
-			b = append(b, '[')
-			for i := 0; d.More(); i++ {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				if b, err = appendValue(b, d); err != nil {
-					return nil, err
-				}
-			}
-			if _, err := d.Token(); err != nil {
-				return nil, fmt.Errorf("invalid JSON: %w", err)
-			}
+	if p.i >= len(p.data) {
+		return nil, p.errorf("unexpected end")
+	}
+	switch c := p.data[p.i]; {
+	case c == '{':
+		return p.object(b, depth)
+	case c == '[':
+		p.i++
+		b = append(b, '[')
+		p.skipSpace()
+		if p.i < len(p.data) && p.data[p.i] == ']' {
+			p.i++
 			return append(b, ']'), nil
-		case '{':
-			var members []member
-			for d.More() {
-				kt, err := d.Token()
-				if err != nil {
-					return nil, fmt.Errorf("invalid JSON: %w", err)
-				}
-				key := kt.(string)
-				v, err := appendValue(nil, d)
-				if err != nil {
-					return nil, err
-				}
-				members = append(members, member{key, v})
-			}
-			if _, err := d.Token(); err != nil {
-				return nil, fmt.Errorf("invalid JSON: %w", err)
-			}
-			slices.SortFunc(members, func(x, y member) int {
-				switch {
-				case x.key < y.key:
-					return -1
-				case x.key > y.key:
-					return 1
-				}
-				return 0
-			})
-			b = append(b, '{')
-			for i, m := range members {
-				if i > 0 {
-					if m.key == members[i-1].key {
-						return nil, fmt.Errorf("duplicate object key %q", m.key)
-					}
-					b = append(b, ',')
-				}
-				b = appendString(b, m.key)
-				b = append(b, ':')
-				b = append(b, m.value...)
-			}
-			return append(b, '}'), nil
 		}
-		return nil, fmt.Errorf("invalid JSON: unexpected %v", t)
-	case string:
-		return appendString(b, t), nil
-	case json.Number:
-		return append(b, t...), nil
-	case bool:
-		return strconv.AppendBool(b, t), nil
-	case nil:
-		return append(b, "null"...), nil
+		for {
+			var err error
+			if b, err = p.value(b, depth+1); err != nil {
+				return nil, err
+			}
+			p.skipSpace()
+			if p.i >= len(p.data) {
+				return nil, p.errorf("unexpected end in an array")
+			}
+			switch p.data[p.i] {
+			case ',':
+				p.i++
+				p.skipSpace()
+				b = append(b, ',')
+			case ']':
+				p.i++
+				return append(b, ']'), nil
+			default:
+				return nil, p.errorf("want , or ] in an array")
+			}
+		}
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		return appendString(b, s), nil
+	case c == '-' || c >= '0' && c <= '9':
+		return p.number(b)
 	}
-	return nil, fmt.Errorf("invalid JSON: unexpected token %v", tok)
+	for _, lit := range []string{"true", "false", "null"} {
+		if bytes.HasPrefix(p.data[p.i:], []byte(lit)) {
+			p.i += len(lit)
+			return append(b, lit...), nil
+		}
+	}
+	return nil, p.errorf("unexpected %q", p.data[p.i])
+}
+
+// object appends the canonical form of the object at p.i: members sorted by
+// key, none twice.
+func (p *parser) object(b []byte, depth int) ([]byte, error) {
+	p.i++ // {
+	p.skipSpace()
+	var members []member
+	if p.i < len(p.data) && p.data[p.i] == '}' {
+		p.i++
+		return append(b, '{', '}'), nil
+	}
+	for {
+		if p.i >= len(p.data) || p.data[p.i] != '"' {
+			return nil, p.errorf("want a string key in an object")
+		}
+		key, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		p.skipSpace()
+		if p.i >= len(p.data) || p.data[p.i] != ':' {
+			return nil, p.errorf("want : after an object key")
+		}
+		p.i++
+		p.skipSpace()
+		v, err := p.value(nil, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		members = append(members, member{key, v})
+		p.skipSpace()
+		if p.i >= len(p.data) {
+			return nil, p.errorf("unexpected end in an object")
+		}
+		if p.data[p.i] == '}' {
+			p.i++
+			break
+		}
+		if p.data[p.i] != ',' {
+			return nil, p.errorf("want , or } in an object")
+		}
+		p.i++
+		p.skipSpace()
+	}
+	slices.SortFunc(members, func(x, y member) int { return strings.Compare(x.key, y.key) })
+	b = append(b, '{')
+	for i, m := range members {
+		if i > 0 {
+			if m.key == members[i-1].key {
+				return nil, fmt.Errorf("duplicate object key %q", m.key)
+			}
+			b = append(b, ',')
+		}
+		b = appendString(b, m.key)
+		b = append(b, ':')
+		b = append(b, m.value...)
+	}
+	return append(b, '}'), nil
+}
+
+// str reads the string at p.i and returns its value, as a JSON decoder
+// reads it: escapes resolved, invalid UTF-8 and lone surrogates replaced by
+// U+FFFD.
+func (p *parser) str() (string, error) {
+	p.i++ // "
+	start := p.i
+	// Fast path: no escapes.
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		if c == '"' {
+			s := string(p.data[start:p.i])
+			p.i++
+			return s, nil
+		}
+		if c == '\\' {
+			break
+		}
+		if c < 0x20 {
+			return "", p.errorf("control character in a string")
+		}
+		p.i++
+	}
+	out := append([]byte(nil), p.data[start:p.i]...)
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch {
+		case c == '"':
+			p.i++
+			return string(out), nil
+		case c < 0x20:
+			return "", p.errorf("control character in a string")
+		case c != '\\':
+			out = append(out, c)
+			p.i++
+			continue
+		}
+		if p.i+1 >= len(p.data) {
+			break
+		}
+		e := p.data[p.i+1]
+		p.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := p.hex4()
+			if !ok {
+				return "", p.errorf("bad \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := unicode.ReplacementChar
+				if p.i+1 < len(p.data) && p.data[p.i] == '\\' && p.data[p.i+1] == 'u' {
+					save := p.i
+					p.i += 2
+					if lo, ok := p.hex4(); ok && utf16.DecodeRune(r, lo) != unicode.ReplacementChar {
+						r2 = utf16.DecodeRune(r, lo)
+					} else {
+						p.i = save
+					}
+				}
+				r = r2
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return "", p.errorf("bad escape \\%c", e)
+		}
+	}
+	return "", p.errorf("unterminated string")
+}
+
+// hex4 reads four hex digits at p.i.
+func (p *parser) hex4() (rune, bool) {
+	if p.i+4 > len(p.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.data[p.i : p.i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	p.i += 4
+	return r, true
+}
+
+// number appends the number at p.i as written, after checking its grammar.
+func (p *parser) number(b []byte) ([]byte, error) {
+	start := p.i
+	digits := func() int {
+		n := 0
+		for p.i < len(p.data) && p.data[p.i] >= '0' && p.data[p.i] <= '9' {
+			p.i++
+			n++
+		}
+		return n
+	}
+	if p.data[p.i] == '-' {
+		p.i++
+	}
+	if p.i < len(p.data) && p.data[p.i] == '0' {
+		p.i++
+	} else if digits() == 0 {
+		return nil, p.errorf("bad number")
+	}
+	if p.i < len(p.data) && p.data[p.i] == '.' {
+		p.i++
+		if digits() == 0 {
+			return nil, p.errorf("bad number")
+		}
+	}
+	if p.i < len(p.data) && (p.data[p.i] == 'e' || p.data[p.i] == 'E') {
+		p.i++
+		if p.i < len(p.data) && (p.data[p.i] == '+' || p.data[p.i] == '-') {
+			p.i++
+		}
+		if digits() == 0 {
+			return nil, p.errorf("bad number")
+		}
+	}
+	return append(b, p.data[start:p.i]...), nil
 }
 
 const hexDigits = "0123456789abcdef"

@@ -55,9 +55,6 @@ func (e *Event) Validate() error {
 		return fmt.Errorf("%w: time is required (action %q)", ErrIncomplete, e.Action)
 	}
 	if len(e.Details) > 0 {
-		if !json.Valid(e.Details) {
-			return fmt.Errorf("%w: details of %q are not valid JSON", ErrIncomplete, e.Action)
-		}
 		if _, err := CanonicalJSON(e.Details); err != nil {
 			return fmt.Errorf("%w: details of %q: %v", ErrIncomplete, e.Action, err)
 		}
