@@ -27,7 +27,18 @@ const TimeLayout = "2006-01-02T15:04:05.000000000Z"
 // (bytewise), no whitespace and numbers exactly as written. Details with a
 // duplicate object key have no canonical form.
 func Canonical(e *Event) ([]byte, error) {
-	b := make([]byte, 0, 256+len(e.Details))
+	b, err := appendHead(make([]byte, 0, 256+len(e.Details)), e)
+	if err != nil {
+		return nil, err
+	}
+	b = appendString(b, e.PrevHash)
+	b = appendMiddle(b, e)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	return appendTail(b, e), nil
+}
+
+// appendHead appends the canonical form up to the value of prevHash.
+func appendHead(b []byte, e *Event) ([]byte, error) {
 	b = append(b, `{"action":`...)
 	b = appendString(b, e.Action)
 	b = append(b, `,"actor":`...)
@@ -41,19 +52,26 @@ func Canonical(e *Event) ([]byte, error) {
 			return nil, fmt.Errorf("details: %w", err)
 		}
 	}
-	b = append(b, `,"prevHash":`...)
-	b = appendString(b, e.PrevHash)
+	return append(b, `,"prevHash":`...), nil
+}
+
+// appendMiddle appends the canonical form from after prevHash's value to
+// the value of seq.
+func appendMiddle(b []byte, e *Event) []byte {
 	b = append(b, `,"promotionId":`...)
 	b = appendString(b, e.PromotionID)
 	b = append(b, `,"reason":`...)
 	b = appendString(b, e.Reason)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, e.Seq, 10)
+	return append(b, `,"seq":`...)
+}
+
+// appendTail appends the canonical form after seq's value.
+func appendTail(b []byte, e *Event) []byte {
 	b = append(b, `,"subject":`...)
 	b = appendString(b, e.Subject)
 	b = append(b, `,"time":`...)
 	b = appendString(b, e.Time.UTC().Format(TimeLayout))
-	return append(b, '}'), nil
+	return append(b, '}')
 }
 
 // CanonicalJSON returns the canonical form of the JSON value data, as

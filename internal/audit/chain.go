@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -31,6 +32,38 @@ func ComputeHash(e *Event) (string, error) {
 	h.Write([]byte(e.PrevHash))
 	h.Write(c)
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Parts is the canonical form of an event split around the two values the
+// store assigns when it links the event: for a PrevHash of hex digits,
+// Canonical = A ‖ PrevHash ‖ B ‖ decimal Seq ‖ C. A store that assigns them in
+// the database computes the hash there, as Hash does.
+type Parts struct {
+	A, B, C []byte
+}
+
+// CanonicalParts returns the parts of e's canonical form; e.Seq and
+// e.PrevHash are not read.
+func CanonicalParts(e *Event) (Parts, error) {
+	a, err := appendHead(nil, e)
+	if err != nil {
+		return Parts{}, err
+	}
+	a = append(a, '"')
+	b := appendMiddle([]byte{'"'}, e)
+	return Parts{A: a, B: b, C: appendTail(nil, e)}, nil
+}
+
+// Hash returns the hash of the event with these parts, seq and prevHash.
+func (p Parts) Hash(seq int64, prevHash string) string {
+	h := sha256.New()
+	h.Write([]byte(prevHash))
+	h.Write(p.A)
+	h.Write([]byte(prevHash))
+	h.Write(p.B)
+	h.Write(strconv.AppendInt(nil, seq, 10))
+	h.Write(p.C)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Link makes e the event after head: it sets e.Seq, e.PrevHash and e.Hash,

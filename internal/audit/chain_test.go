@@ -216,3 +216,26 @@ func TestPartialChainAllowsGapsButChecksEachEvent(t *testing.T) {
 		t.Errorf("edited selection: break %v, want at seq 9", b)
 	}
 }
+
+func TestCanonicalParts(t *testing.T) {
+	for _, e := range chain(t, 3) {
+		e.Reason = `has "prevHash":"" and ,"seq":0, inside`
+		e.Details = json.RawMessage(`{"seq":0,"prevHash":""}`)
+		p, err := CanonicalParts(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Canonical(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assembled := string(p.A) + e.PrevHash + string(p.B) + fmt.Sprint(e.Seq) + string(p.C)
+		if assembled != string(c) {
+			t.Fatalf("parts assemble to\n%s\nnot\n%s", assembled, c)
+		}
+		h, err := ComputeHash(&e)
+		if err != nil || p.Hash(e.Seq, e.PrevHash) != h {
+			t.Errorf("Parts.Hash = %s, ComputeHash = %s (%v)", p.Hash(e.Seq, e.PrevHash), h, err)
+		}
+	}
+}

@@ -20,7 +20,8 @@
 //     onto the same event. To keep the time a transaction holds that row
 //     short, AppendAudit validates an event at once but links and writes
 //     it, and sets its Seq and hashes, just before the transaction commits
-//     (or when the same transaction next reads the audit log).
+//     (or when the same transaction next reads the audit log), in one round
+//     trip: the statement that locks the head computes the hash.
 //
 // Reads that are not protected by one of these see the latest committed data
 // at each statement; two Update transactions that read and then write the

@@ -942,48 +942,69 @@ func (t *tx) AppendAudit(ctx context.Context, e *audit.Event) error {
 	return nil
 }
 
-// flushAudit links the pending audit events to the chain and writes them.
-// It first takes their seqs from the audit_head row, whose lock it then holds
-// until the transaction ends, and reads the hash of the chain's head in the
-// same statement; then it writes the events, the new head and the
-// checkpoints due in one round trip. The events of concurrent transactions
+// appendEvent is the statement that appends one audit event: it takes the
+// event's seq from the audit_head row, whose lock the transaction then holds
+// until it ends, and computes its hash there from the head's hash, as
+// audit.Parts.Hash does (the parts come from Ferry, which checks the result).
+const appendEvent = `WITH head AS (
+	UPDATE audit_head SET seq = seq + 1, prev_hash = hash,
+		hash = encode(sha256(convert_to(hash, 'UTF8') || $1::bytea || convert_to(hash, 'UTF8') || $2::bytea
+			|| convert_to((seq + 1)::text, 'UTF8') || $3::bytea), 'hex')
+	WHERE id = 1 RETURNING seq, prev_hash, hash)
+INSERT INTO audit_events (seq, time, actor, action, subject, promotion_id, reason, details, prev_hash, hash)
+SELECT head.seq, $4, $5, $6, $7, $8, $9, $10, head.prev_hash, head.hash FROM head
+RETURNING seq, prev_hash, hash`
+
+// flushAudit writes the pending audit events in one round trip, each linked
+// to the chain's head by appendEvent: the events of concurrent transactions
 // are numbered and chained in commit order, and a rolled-back transaction
-// leaves no gap.
+// leaves no gap. Ferry checks each hash the database computed against its
+// own; then it stores the checkpoints due, in another round trip (once
+// every Checkpoints.Every events).
 func (t *tx) flushAudit(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
-	n := int64(len(t.pending))
-	var head audit.Head
-	if err := t.queryRow(ctx, `UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash`, n).
-		Scan(&head.Seq, &head.Hash); err != nil {
-		return fmt.Errorf("append audit events: take seqs: %w", err)
-	}
-	head.Seq -= n
+	parts := make([]audit.Parts, len(t.pending))
 	var batch pgx.Batch
 	for i := range t.pending {
 		e := &t.pending[i].e
 		var err error
-		if head, err = audit.Link(head, e); err != nil {
-			return fmt.Errorf("append audit events: %w", err)
+		if parts[i], err = audit.CanonicalParts(e); err != nil {
+			return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, err)
 		}
 		var details *string
 		if len(e.Details) > 0 {
 			s := string(e.Details)
 			details = &s
 		}
-		batch.Queue(`INSERT INTO audit_events (seq, time, actor, action, subject, promotion_id, reason, details, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			e.Seq, encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details, e.PrevHash, e.Hash)
-		if t.checkpoints.Due(e.Seq) {
-			c := t.checkpoints.Signer.Sign(head, t.now())
-			batch.Queue(`INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES ($1, $2, $3, $4, $5)`,
-				c.Seq, c.Hash, encTime(c.Time), c.KeyID, c.Signature)
+		batch.Queue(appendEvent, parts[i].A, parts[i].B, parts[i].C,
+			encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details)
+	}
+	res := t.tx.SendBatch(ctx, &batch)
+	for i := range t.pending {
+		e := &t.pending[i].e
+		if err := res.QueryRow().Scan(&e.Seq, &e.PrevHash, &e.Hash); err != nil {
+			res.Close()
+			return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, t.note(err))
+		}
+		if want := parts[i].Hash(e.Seq, e.PrevHash); e.Hash != want {
+			res.Close()
+			return fmt.Errorf("append audit event %s on %s: the database computed hash %s for seq %d, Ferry %s",
+				e.Action, e.Subject, e.Hash, e.Seq, want)
 		}
 	}
-	batch.Queue(`UPDATE audit_head SET hash = $1 WHERE id = 1`, head.Hash)
-	if err := t.tx.SendBatch(ctx, &batch).Close(); err != nil {
+	if err := res.Close(); err != nil {
 		return fmt.Errorf("append audit events: %w", t.note(err))
+	}
+	for _, p := range t.pending {
+		if !t.checkpoints.Due(p.e.Seq) {
+			continue
+		}
+		c := t.checkpoints.Signer.Sign(audit.Head{Seq: p.e.Seq, Hash: p.e.Hash}, t.now())
+		if err := t.PutAuditCheckpoint(ctx, &c); err != nil {
+			return fmt.Errorf("append audit events: %w", err)
+		}
 	}
 	for _, p := range t.pending {
 		dst := p.dst

@@ -31,8 +31,13 @@ CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 ALTER TABLE audit_events ADD CONSTRAINT audit_events_chained
     CHECK (length(prev_hash) = 64 AND length(hash) = 64) NOT VALID;
 
-ALTER TABLE audit_head ADD COLUMN hash text NOT NULL
-    DEFAULT '0000000000000000000000000000000000000000000000000000000000000000';
+-- hash is the hash of the last event, prev_hash the one before it: an
+-- append computes the new hash in the UPDATE that takes its seq, and reads
+-- both back (see appendEvent in tx.go).
+ALTER TABLE audit_head
+    ADD COLUMN prev_hash text NOT NULL DEFAULT '',
+    ADD COLUMN hash text NOT NULL
+        DEFAULT '0000000000000000000000000000000000000000000000000000000000000000';
 
 CREATE TABLE audit_checkpoints (
     seq       bigint PRIMARY KEY,
