@@ -131,3 +131,23 @@ func TestAuditExport(t *testing.T) {
 		}
 	}
 }
+
+func TestAuditRoutesWithoutStore(t *testing.T) {
+	signer, err := audit.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := setup(t, func(c *Config) { c.Store, c.AuditSigner = nil, signer })
+	for _, r := range []struct{ method, target string }{
+		{http.MethodGet, "/api/v1/audit/verify"},
+		{http.MethodGet, "/api/v1/audit/export"},
+		{http.MethodPost, "/api/v1/audit/checkpoints"},
+	} {
+		if rec := b.do(t, r.method, r.target, ""); rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no store") {
+			t.Errorf("%s %s without a store: %d %s", r.method, r.target, rec.Code, rec.Body)
+		}
+	}
+	if rec := b.do(t, http.MethodGet, "/api/v1/audit/pubkey", ""); rec.Code != http.StatusOK {
+		t.Errorf("pubkey without a store: %d %s", rec.Code, rec.Body)
+	}
+}
