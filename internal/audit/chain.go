@@ -152,7 +152,9 @@ func (c *Chain) Add(e *Event) *Break {
 	case c.events == 0:
 		c.runs++
 	}
-	if err := e.Validate(); err != nil {
+	// The fields every event has; not the rules of the version that wrote
+	// it (a reason required later), which are checked when it is written.
+	if err := e.checkFields(); err != nil {
 		return breakf(e.Seq, "%v", err)
 	}
 	h, err := ComputeHash(e)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -42,8 +43,27 @@ type Event struct {
 // ErrIncomplete marks an event that lacks a required field.
 var ErrIncomplete = errors.New("incomplete audit event")
 
-// Validate checks the required fields: a change that cannot be audited must not happen.
+// Validate checks the required fields — actor, action, subject, time, and
+// a reason for the actions that need one (NeedsReason) — and that details
+// are a JSON value with a canonical form: a change that cannot be audited
+// must not happen.
 func (e *Event) Validate() error {
+	if err := e.checkFields(); err != nil {
+		return err
+	}
+	if NeedsReason(e.Action) && strings.TrimSpace(e.Reason) == "" {
+		return fmt.Errorf("%w: reason is required (action %q)", ErrIncomplete, e.Action)
+	}
+	if len(e.Details) > 0 {
+		if _, err := CanonicalJSON(e.Details); err != nil {
+			return fmt.Errorf("%w: details of %q: %v", ErrIncomplete, e.Action, err)
+		}
+	}
+	return nil
+}
+
+// checkFields checks the fields every event, of any version, has.
+func (e *Event) checkFields() error {
 	switch {
 	case e.Actor == "":
 		return fmt.Errorf("%w: actor is required (action %q)", ErrIncomplete, e.Action)
@@ -54,12 +74,18 @@ func (e *Event) Validate() error {
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: time is required (action %q)", ErrIncomplete, e.Action)
 	}
-	if len(e.Details) > 0 {
-		if _, err := CanonicalJSON(e.Details); err != nil {
-			return fmt.Errorf("%w: details of %q: %v", ErrIncomplete, e.Action, err)
-		}
-	}
 	return nil
+}
+
+// NeedsReason reports whether events of action must carry a reason: the
+// decisions a person has to justify — breaking glass (promoting outside a
+// window, skipping a soak), rejecting a promotion, reviewing an override.
+func NeedsReason(action string) bool {
+	switch action {
+	case "promotion.break-glass", "promotion.reject", "promotion.review":
+		return true
+	}
+	return false
 }
 
 // Details marshals v for Event.Details; it panics on values that cannot be marshalled,

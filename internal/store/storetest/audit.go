@@ -56,6 +56,8 @@ func testAuditInvalid(t *testing.T, s store.Store) {
 		{Time: at(0), Actor: "alice", Action: "a"},
 		{Actor: "alice", Action: "a", Subject: "s"},
 		{Time: at(0), Actor: "alice", Action: "a", Subject: "s", Details: []byte("{not json")},
+		{Time: at(0), Actor: "alice", Action: "a", Subject: "s", Details: []byte(`{"k":1,"k":2}`)},
+		{Time: at(0), Actor: "alice", Action: "promotion.break-glass", Subject: "s"},
 	}
 	for _, e := range invalid {
 		ctx := t.Context()
