@@ -71,7 +71,11 @@ func (r *Report) Summary() string {
 		s += "; no signed checkpoint"
 	}
 	if !r.Partial && r.Unsigned > 0 && r.SignaturesChecked {
-		s += fmt.Sprintf("; %d events after it are not covered by a signature yet", r.Unsigned)
+		if r.Unsigned == 1 {
+			s += "; 1 event after it is not covered by a signature yet"
+		} else {
+			s += fmt.Sprintf("; %d events after it are not covered by a signature yet", r.Unsigned)
+		}
 	}
 	return s
 }
