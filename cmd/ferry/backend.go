@@ -25,13 +25,13 @@ type backend struct {
 }
 
 // openBackend opens the PostgreSQL store at dsn, or, when dsn is empty, the
-// SQLite store in dataDir.
-func openBackend(ctx context.Context, dataDir, dsn string) (*backend, error) {
+// SQLite store in dataDir; the store signs the audit checkpoints cp asks for.
+func openBackend(ctx context.Context, dataDir, dsn string, cp store.Checkpoints) (*backend, error) {
 	if dsn != "" {
 		if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 			return nil, usageErrorf("--db %q: want a PostgreSQL URL such as postgres://ferry@db.example/ferry", redactDSN(dsn))
 		}
-		st, err := postgres.Open(ctx, dsn)
+		st, err := postgres.Open(ctx, dsn, postgres.WithCheckpoints(cp))
 		if err != nil {
 			return nil, err
 		}
@@ -41,7 +41,7 @@ func openBackend(ctx context.Context, dataDir, dsn string) (*backend, error) {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	path := filepath.Join(dataDir, "ferry.db")
-	st, err := sqlite.Open(ctx, path)
+	st, err := sqlite.Open(ctx, path, sqlite.WithCheckpoints(cp))
 	if err != nil {
 		return nil, err
 	}

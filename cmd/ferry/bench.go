@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/promotion"
 	"github.com/ferry-dev/ferry/internal/release"
@@ -142,9 +143,14 @@ func runBench(ctx context.Context, o benchOptions) (*benchResult, error) {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
+	// The engines sign audit checkpoints as servers do, with a key of the run's own.
+	signer, err := audit.GenerateSigner()
+	if err != nil {
+		return nil, err
+	}
 	backends := make([]*backend, o.replicas)
 	for i := range backends {
-		b, err := openBackend(ctx, dir, o.db)
+		b, err := openBackend(ctx, dir, o.db, store.Checkpoints{Signer: signer})
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}

@@ -114,7 +114,7 @@ now, or a canary judgement that did not pass.`,
 	)
 	add("promotions",
 		newPromoteCommand(g), newPromotionsCommand(g), newPromotionCommand(g), newLogsCommand(g),
-		newAbortCommand(g), newResumeCommand(g), newAdvanceCommand(g), newRollbackCommand(g), newAuditCommand(g),
+		newAbortCommand(g), newResumeCommand(g), newAdvanceCommand(g), newRollbackCommand(g), newAuditCommand(g, getenv),
 	)
 	add("gates",
 		newPlanCommand(g), newApprovalsCommand(g), newApproveCommand(g), newRejectCommand(g),

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ferry-dev/ferry/internal/api"
+	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/metrics"
 	"github.com/ferry-dev/ferry/internal/notify"
@@ -28,6 +29,7 @@ import (
 	stepexec "github.com/ferry-dev/ferry/internal/step/exec"
 	stephttp "github.com/ferry-dev/ferry/internal/step/http"
 	"github.com/ferry-dev/ferry/internal/step/metric"
+	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/tracing"
 	"github.com/ferry-dev/ferry/internal/web"
 )
@@ -55,6 +57,22 @@ type serverOptions struct {
 	notifyBackoff    time.Duration
 	notifyMaxBackoff time.Duration
 	notifyMaxAge     time.Duration
+	// auditKey is the file of the ed25519 key that signs audit checkpoints;
+	// empty means auditKeyFile in the data directory.
+	auditKey string
+	// checkpointEvery is the number of audit events between two checkpoints.
+	checkpointEvery int64
+}
+
+// auditKeyFile is the name of the audit key in the data directory.
+const auditKeyFile = "audit-key"
+
+// auditKeyPath returns the audit key file the options name.
+func (o *serverOptions) auditKeyPath() string {
+	if o.auditKey != "" {
+		return o.auditKey
+	}
+	return filepath.Join(o.dataDir, auditKeyFile)
 }
 
 func (o *serverOptions) addFlags(cmd *cobra.Command) {
@@ -66,6 +84,10 @@ func (o *serverOptions) addFlags(cmd *cobra.Command) {
 		"on SIGTERM/SIGINT, how long running steps may finish before they are interrupted (resumed on next start)")
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&o.logFormat, "log-format", logAuto, "log format: json, text, or auto (text on a terminal, JSON otherwise)")
+	cmd.Flags().StringVar(&o.auditKey, "audit-key", os.Getenv("FERRY_AUDIT_KEY"),
+		"ed25519 key (PEM) that signs audit checkpoints, created on first start (env FERRY_AUDIT_KEY); default: audit-key in --data. Replicas on one database share one key")
+	cmd.Flags().Int64Var(&o.checkpointEvery, "audit-checkpoint-every", store.DefaultCheckpointEvery,
+		"sign a checkpoint of the audit chain every this many events")
 	cmd.Flags().StringVar(&o.auth, "auth", "on",
 		"on: every API call but /healthz and /readyz needs a token; off: no tokens, X-Ferry-Actor names the actor (only with a loopback --listen)")
 	cmd.Flags().StringVar(&o.otlpEndpoint, "otlp-endpoint", os.Getenv("FERRY_OTLP_ENDPOINT"),
@@ -146,6 +168,9 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	if err := checkNotifyFlags(o); err != nil {
 		return nil, err
 	}
+	if o.checkpointEvery < 1 {
+		return nil, usageErrorf("--audit-checkpoint-every %d: want at least 1", o.checkpointEvery)
+	}
 	s := &server{log: log, served: make(chan error, 1)}
 	ok := false
 	defer func() {
@@ -171,7 +196,18 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 		}
 		s.lock = lock
 	}
-	if s.store, err = openBackend(ctx, o.dataDir, o.db); err != nil {
+	keyPath := o.auditKeyPath()
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return nil, fmt.Errorf("create the directory of the audit key: %w", err)
+	}
+	signer, created, err := audit.LoadOrCreateSigner(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created audit key", "path", keyPath, "key_id", signer.PublicKey().ID())
+	}
+	if s.store, err = openBackend(ctx, o.dataDir, o.db, store.Checkpoints{Signer: signer, Every: o.checkpointEvery}); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	ln, err := net.Listen("tcp", o.listen)
@@ -248,6 +284,7 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	apiHandler := api.New(api.Config{
 		Service: s.engine, Store: st, Logger: log, Version: version,
 		Ready: s.engine.Ready, DisableAuth: o.auth == "off", Metrics: reg,
+		AuditSigner: signer,
 	})
 	// The dashboard serves its pages and hands every other path to the API.
 	dash, err := web.New(web.Config{
@@ -271,7 +308,8 @@ func startServer(ctx context.Context, o serverOptions, logOut io.Writer) (*serve
 	// Event streams never go idle: end them when shutdown begins.
 	s.http.RegisterOnShutdown(dash.Close)
 	go func() { s.served <- s.http.Serve(ln) }()
-	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version, "otlp_endpoint", otlpURL)
+	log.Info("ferry server started", "addr", s.addr, "store", s.store.describe, "version", version, "otlp_endpoint", otlpURL,
+		"audit_key_id", signer.PublicKey().ID())
 	ok = true
 	return s, nil
 }

@@ -125,6 +125,11 @@ type Config struct {
 	// Metrics is what GET /metrics serves, in the Prometheus text format:
 	// the server's own registry. Defaults to an empty registry.
 	Metrics prometheus.Gatherer
+	// AuditSigner signs checkpoints of the audit chain on request, and its
+	// public key verifies the stored ones. Nil means the server has no audit
+	// key: checkpoint and public key requests get 404, and verification does
+	// not check signatures.
+	AuditSigner *audit.Signer
 }
 
 // New returns the API's HTTP handler. It panics when cfg.Service is nil, or
@@ -142,6 +147,7 @@ type server struct {
 	ready   func(context.Context) error
 	authOff bool
 	now     func() time.Time
+	signer  *audit.Signer
 
 	metricsHandler http.Handler
 
@@ -172,6 +178,7 @@ func newServer(cfg Config) *server {
 		ready:    cfg.Ready,
 		authOff:  cfg.DisableAuth,
 		now:      cfg.Now,
+		signer:   cfg.AuditSigner,
 		paths:    http.NewServeMux(),
 		allowed:  map[string][]string{},
 		inflight: map[string]chan struct{}{},
@@ -255,6 +262,10 @@ func (s *server) routes() []route {
 		{http.MethodPost, "/api/v1/alerts/alertmanager", s.receiveAlertmanager, global(auth.ActionReceiveAlerts)},
 
 		{http.MethodGet, "/api/v1/audit", s.listAudit, s.auditTarget},
+		{http.MethodGet, "/api/v1/audit/verify", s.verifyAudit, global(auth.ActionReview)},
+		{http.MethodGet, "/api/v1/audit/export", s.exportAudit, s.auditTarget},
+		{http.MethodGet, "/api/v1/audit/pubkey", s.auditPublicKey, anyToken},
+		{http.MethodPost, "/api/v1/audit/checkpoints", s.createCheckpoint, global(auth.ActionReview)},
 
 		{http.MethodGet, "/api/v1/cluster", s.getCluster, global(view)},
 

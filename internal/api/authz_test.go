@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/engine"
 	"github.com/ferry-dev/ferry/internal/step"
@@ -150,6 +151,11 @@ func matrixCases(promotionID string) []matrixCase {
 			`{"version":"4","groupKey":"{}:{alertname=\"X\"}","status":"firing","receiver":"ferry","alerts":[]}`, "promote-global"},
 		{"GET /api/v1/audit", "/api/v1/audit", "", "admin-global"},
 		{"GET /api/v1/audit", "/api/v1/audit?promotion=" + promotionID, "", "review-env"},
+		{"GET /api/v1/audit/verify", "/api/v1/audit/verify", "", "admin-global"},
+		{"GET /api/v1/audit/export", "/api/v1/audit/export", "", "admin-global"},
+		{"GET /api/v1/audit/export", "/api/v1/audit/export?promotion=" + promotionID, "", "review-env"},
+		{"GET /api/v1/audit/pubkey", "/api/v1/audit/pubkey", "", "any-token"},
+		{"POST /api/v1/audit/checkpoints", "/api/v1/audit/checkpoints", "", "admin-global"},
 		{"GET /api/v1/cluster", "/api/v1/cluster", "", "view-global"},
 		{"GET /api/v1/stats", "/api/v1/stats", "", "view-global"},
 		{"GET /api/v1/stats", "/api/v1/stats?pipeline=shop", "", "view-pipeline"},
@@ -186,7 +192,7 @@ func setupMatrix(t *testing.T) (*matrixBundle, string) {
 	}
 	t.Cleanup(eng.Stop)
 	b := &matrixBundle{st: st, tokens: map[string]string{},
-		h: New(Config{Service: eng, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})}
+		h: New(Config{Service: eng, Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), AuditSigner: must(audit.GenerateSigner())})}
 	ctx := context.Background()
 	admin, created, err := BootstrapAdmin(ctx, st, "", time.Now())
 	if err != nil || !created {

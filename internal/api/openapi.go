@@ -236,11 +236,53 @@ func openAPIDocument(version string) object {
 						queryParam("actor", stringSchema(), "Only events by this actor."),
 						queryParam("action", stringSchema(), "Only events with this action, such as promotion.transition."),
 						queryParam("since", object{"type": "string", "format": "date-time"}, "Only events at or after this RFC 3339 time."),
+						queryParam("until", object{"type": "string", "format": "date-time"}, "Only events before this RFC 3339 time."),
 						queryParam("after", int64Schema(0), "Only events with a sequence number above this; pass the last seq seen to page."),
 						paramRef("limit"),
 					},
 					ok:     object{"200": jsonResponse("The events.", arrayOf(schemaRef("AuditEvent")))},
 					errors: []int{400}}.build(),
+			},
+			"/api/v1/audit/verify": object{
+				"get": operation{id: "verifyAudit", tag: "audit", summary: "Verify the whole audit chain and its checkpoints",
+					description: "Needs admin on the global scope. Checks every event's hash and link from the genesis, every stored " +
+						"checkpoint (signature with the server's key, and hash), and that the log ends at the head the store recorded. " +
+						"A broken chain is a 200 report with ok false and break naming the first sequence number where it breaks.",
+					ok: object{"200": jsonResponse("The verification report.", schemaRef("AuditReport"))}}.build(),
+			},
+			"/api/v1/audit/export": object{
+				"get": operation{id: "exportAudit", tag: "audit", summary: "Export the audit log as JSON lines",
+					description: "Answers application/x-ndjson: a header line, one line per event in sequence order each followed by " +
+						"the checkpoints of its seq, and an end line; every line has a type member (header, event, checkpoint, end). " +
+						"Without a filter the export is the whole log and, when the chain verifies, ends with a checkpoint of its last " +
+						"event signed at export time, so that ferry audit verify --file --pubkey checks it to the end. With since or " +
+						"promotion it is partial (header partial true): its events verify one by one but it cannot show that none is missing. " +
+						"Needs admin on the global scope, or, with promotion, on that promotion's environment.",
+					params: []object{
+						queryParam("since", object{"type": "string", "format": "date-time"}, "Only events at or after this RFC 3339 time."),
+						queryParam("promotion", stringSchema(), "Only events of this promotion ID."),
+					},
+					ok: object{"200": object{"description": "The export.",
+						"content": object{ndjsonContentType: object{"schema": stringSchema()}}}},
+					errors: []int{400, 404}}.build(),
+			},
+			"/api/v1/audit/pubkey": object{
+				"get": operation{id: "auditPublicKey", tag: "audit", summary: "The public key that verifies the server's checkpoints",
+					description: "Any valid token may read it. 404 when the server has no audit key.",
+					ok:          object{"200": jsonResponse("The public key.", schemaRef("AuditPublicKey"))},
+					errors:      []int{404}}.build(),
+			},
+			"/api/v1/audit/checkpoints": object{
+				"post": operation{id: "createAuditCheckpoint", tag: "audit", summary: "Sign the audit chain's head now",
+					description: "Needs admin on the global scope. Stores a checkpoint of the last event, signed with the server's " +
+						"audit key, or answers 200 with the stored one when the last event has one. 409 when the log is empty, " +
+						"404 when the server has no audit key.",
+					emptyBody: true,
+					ok: object{
+						"201": jsonResponse("The checkpoint was signed and stored.", schemaRef("AuditCheckpoint")),
+						"200": jsonResponse("The last event has a checkpoint already.", schemaRef("AuditCheckpoint")),
+					},
+					errors: []int{404, 409}}.build(),
 			},
 			"/api/v1/cluster": object{
 				"get": operation{id: "getCluster", tag: "server", summary: "List the live replicas sharing the store",
@@ -833,8 +875,43 @@ func schemas() object {
 			"promotionId": stringSchema(),
 			"reason":      stringSchema(),
 			"details":     described(object{"type": "object"}, "Action-specific facts."),
-			"prevHash":    stringSchema(),
-			"hash":        stringSchema(),
+			"prevHash":    described(stringSchema(), "The hash of the event before, 64 zeros for the first."),
+			"hash":        described(stringSchema(), "Hex SHA-256 of prevHash and the event's canonical JSON."),
+		}),
+		"AuditHead": structSchema([]string{"seq", "hash"}, false, object{
+			"seq":  object{"type": "integer", "format": "int64"},
+			"hash": stringSchema(),
+		}),
+		"AuditCheckpoint": structSchema([]string{"seq", "hash", "time", "keyId", "signature"}, false, object{
+			"seq":       object{"type": "integer", "format": "int64"},
+			"hash":      stringSchema(),
+			"time":      dateTime(),
+			"keyId":     described(stringSchema(), "The first 16 hex digits of the SHA-256 of the signing public key."),
+			"signature": described(stringSchema(), "Base64 ed25519 signature; see docs/operations.md for what it covers."),
+		}),
+		"AuditBreak": structSchema([]string{"seq", "reason"}, false, object{
+			"seq":    described(object{"type": "integer", "format": "int64"}, "The first sequence number where the chain breaks."),
+			"reason": stringSchema(),
+		}),
+		"AuditReport": structSchema([]string{"ok", "events", "head", "signaturesChecked", "checkpoints", "unsigned"}, false, object{
+			"ok":                object{"type": "boolean"},
+			"partial":           object{"type": "boolean"},
+			"events":            object{"type": "integer", "format": "int64"},
+			"first":             object{"type": "integer", "format": "int64"},
+			"last":              object{"type": "integer", "format": "int64"},
+			"runs":              object{"type": "integer"},
+			"head":              schemaRef("AuditHead"),
+			"signaturesChecked": object{"type": "boolean"},
+			"keyIds":            arrayOf(stringSchema()),
+			"checkpoints":       described(object{"type": "integer"}, "Checkpoints that matched the chain."),
+			"signed":            schemaRef("AuditCheckpoint"),
+			"unsigned":          described(object{"type": "integer", "format": "int64"}, "Events after the newest matching checkpoint."),
+			"anchored":          object{"type": "integer", "format": "int64"},
+			"break":             schemaRef("AuditBreak"),
+		}),
+		"AuditPublicKey": structSchema([]string{"publicKey", "keyId"}, false, object{
+			"publicKey": described(stringSchema(), "ed25519: and the key's 32 bytes in base64, as ferry audit verify --pubkey takes it."),
+			"keyId":     stringSchema(),
 		}),
 	}
 }

@@ -1,13 +1,17 @@
 // Package audit defines audit events: who did what, when, why, to what.
 // Events are appended in the same transaction as the change they record and
-// are never updated or deleted. Each carries its sequence number and room for
-// a hash chain (PrevHash, Hash).
+// are never updated or deleted. They form a hash chain: each event carries
+// its sequence number, the hash of the event before it and its own hash,
+// computed over its canonical form (see Canonical, Link). Checkpoints sign
+// the chain's head with an ed25519 key; Chain and Verify check a stored log
+// or an export and name the first sequence number where it breaks.
 package audit
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -29,16 +33,37 @@ type Event struct {
 	Reason string `json:"reason,omitempty"`
 	// Details holds action-specific facts as a JSON object.
 	Details json.RawMessage `json:"details,omitempty"`
-	// PrevHash and Hash are reserved for the hash chain.
+	// PrevHash is the Hash of the event before, GenesisHash for the first.
+	// The store sets it when it appends the event.
 	PrevHash string `json:"prevHash,omitempty"`
-	Hash     string `json:"hash,omitempty"`
+	// Hash is ComputeHash of the event; the store sets it.
+	Hash string `json:"hash,omitempty"`
 }
 
 // ErrIncomplete marks an event that lacks a required field.
 var ErrIncomplete = errors.New("incomplete audit event")
 
-// Validate checks the required fields: a change that cannot be audited must not happen.
+// Validate checks the required fields — actor, action, subject, time, and
+// a reason for the actions that need one (NeedsReason) — and that details
+// are a JSON value with a canonical form: a change that cannot be audited
+// must not happen.
 func (e *Event) Validate() error {
+	if err := e.checkFields(); err != nil {
+		return err
+	}
+	if NeedsReason(e.Action) && strings.TrimSpace(e.Reason) == "" {
+		return fmt.Errorf("%w: reason is required (action %q)", ErrIncomplete, e.Action)
+	}
+	if len(e.Details) > 0 {
+		if _, err := CanonicalJSON(e.Details); err != nil {
+			return fmt.Errorf("%w: details of %q: %v", ErrIncomplete, e.Action, err)
+		}
+	}
+	return nil
+}
+
+// checkFields checks the fields every event, of any version, has.
+func (e *Event) checkFields() error {
 	switch {
 	case e.Actor == "":
 		return fmt.Errorf("%w: actor is required (action %q)", ErrIncomplete, e.Action)
@@ -49,10 +74,18 @@ func (e *Event) Validate() error {
 	case e.Time.IsZero():
 		return fmt.Errorf("%w: time is required (action %q)", ErrIncomplete, e.Action)
 	}
-	if len(e.Details) > 0 && !json.Valid(e.Details) {
-		return fmt.Errorf("%w: details of %q are not valid JSON", ErrIncomplete, e.Action)
-	}
 	return nil
+}
+
+// NeedsReason reports whether events of action must carry a reason: the
+// decisions a person has to justify — breaking glass (promoting outside a
+// window, skipping a soak), rejecting a promotion, reviewing an override.
+func NeedsReason(action string) bool {
+	switch action {
+	case "promotion.break-glass", "promotion.reject", "promotion.review":
+		return true
+	}
+	return false
 }
 
 // Details marshals v for Event.Details; it panics on values that cannot be marshalled,

@@ -29,3 +29,20 @@ func TestValidateRequiresFields(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateRequiresReasonOfDecisions(t *testing.T) {
+	for _, action := range []string{"promotion.break-glass", "promotion.reject", "promotion.review"} {
+		e := Event{Time: time.Unix(1, 0), Actor: "alice", Action: action, Subject: "promotion/p1", Reason: " \t"}
+		if err := e.Validate(); !errors.Is(err, ErrIncomplete) || !strings.Contains(err.Error(), "reason is required") {
+			t.Errorf("%s without a reason: %v", action, err)
+		}
+		e.Reason = "freeze exception approved by the CAB"
+		if err := e.Validate(); err != nil {
+			t.Errorf("%s with a reason: %v", action, err)
+		}
+	}
+	e := Event{Time: time.Unix(1, 0), Actor: "system", Action: "promotion.transition", Subject: "promotion/p1"}
+	if err := e.Validate(); err != nil {
+		t.Errorf("a transition needs no reason: %v", err)
+	}
+}

@@ -161,6 +161,8 @@ type AuditQuery struct {
 	Action      string
 	// Since selects events at or after this time.
 	Since time.Time
+	// Until selects events before this time.
+	Until time.Time
 	// After selects events with a sequence number above it, for paging.
 	After int64
 	// Limit caps the number returned; zero means the server's default.
@@ -348,6 +350,9 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) ([]audit.Event, error)
 	setNonZero(v, "action", q.Action)
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.Format(time.RFC3339Nano))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.Format(time.RFC3339Nano))
 	}
 	if q.After > 0 {
 		v.Set("after", strconv.FormatInt(q.After, 10))

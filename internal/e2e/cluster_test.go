@@ -344,20 +344,30 @@ environments:
 func TestMigratePostgres(t *testing.T) {
 	dsn := pgtest.Shared(t).CreateDatabase(t, "migrate")
 	s := &server{t: t}
-	// The latest schema version is that of the last migration file.
-	files, err := filepath.Glob("../store/postgres/migrations/*.sql")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no migration files: %v", err)
-	}
-	latest, err := strconv.Atoi(strings.SplitN(filepath.Base(files[len(files)-1]), "_", 2)[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	version := fmt.Sprintf("schema version %d", latest)
-	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "created") || !strings.Contains(out, version) {
+	latest := latestMigration(t, "../store/postgres/migrations")
+	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "created") || !strings.Contains(out, fmt.Sprintf("schema version %d", latest)) {
 		t.Fatalf("first migrate: %s", out)
 	}
-	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, "up to date at "+version) {
+	if out := s.must("migrate", "--db", dsn); !strings.Contains(out, fmt.Sprintf("up to date at schema version %d", latest)) {
 		t.Fatalf("second migrate: %s", out)
 	}
+}
+
+// latestMigration returns the highest version among the NNNN_title.sql files
+// of dir.
+func latestMigration(t *testing.T, dir string) int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.sql"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no migrations in %s: %v", dir, err)
+	}
+	latest := 0
+	for _, f := range files {
+		var v int
+		if _, err := fmt.Sscanf(filepath.Base(f), "%04d_", &v); err != nil {
+			t.Fatalf("migration file %s: %v", f, err)
+		}
+		latest = max(latest, v)
+	}
+	return latest
 }

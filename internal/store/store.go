@@ -94,11 +94,25 @@ type Tx interface {
 	// StepLogs returns a promotion's log chunks in order.
 	StepLogs(ctx context.Context, promotionID string) ([]LogChunk, error)
 
-	// AppendAudit validates e and appends it; e.Seq is assigned by the time the
-	// transaction commits, gapless and in commit order.
+	// AppendAudit validates e and appends it to the hash chain: by the time
+	// the transaction commits, e.Seq is assigned (gapless, in commit order),
+	// e.PrevHash is the hash of the event before, e.Hash its own (see
+	// audit.Link), and the chain's head has moved to e. When the store
+	// signs checkpoints (see Checkpoints), the transaction also stores the
+	// checkpoint of each event whose Seq is a multiple of Every.
 	AppendAudit(ctx context.Context, e *audit.Event) error
 	// AuditEvents returns the events matching f in Seq order.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]audit.Event, error)
+	// AuditHead returns the head of the chain as the last append left it
+	// (audit.Genesis() for an empty log), this transaction's appends
+	// included.
+	AuditHead(ctx context.Context) (audit.Head, error)
+	// PutAuditCheckpoint stores a signed checkpoint; ErrConflict if one of
+	// its Seq exists.
+	PutAuditCheckpoint(ctx context.Context, c *audit.Checkpoint) error
+	// AuditCheckpoints returns the stored checkpoints with Seq in [from, to]
+	// (to 0: no upper bound), in Seq order.
+	AuditCheckpoints(ctx context.Context, from, to int64) ([]audit.Checkpoint, error)
 
 	// Notify publishes msg to every replica sharing the store once the
 	// transaction commits. Stores used by a single process may ignore it.
@@ -209,10 +223,62 @@ type AuditFilter struct {
 	PromotionID string
 	Actor       string
 	Action      string
-	Since       time.Time
-	AfterSeq    int64
-	Limit       int
+	// Since and Until select events with Since <= Time < Until.
+	Since    time.Time
+	Until    time.Time
+	AfterSeq int64
+	Limit    int
 }
+
+// DefaultCheckpointEvery is the default number of audit events between two
+// checkpoints a store signs.
+const DefaultCheckpointEvery = 1000
+
+// Checkpoints configures the checkpoints of the audit chain a store signs as
+// it appends events.
+type Checkpoints struct {
+	// Signer signs them; nil means the store signs none.
+	Signer *audit.Signer
+	// Every is the number of events between two checkpoints: the
+	// transaction that appends an event whose Seq is a multiple of Every
+	// stores the checkpoint of that event. Defaults to
+	// DefaultCheckpointEvery.
+	Every int64
+}
+
+// Due reports whether the event seq gets a checkpoint.
+func (c *Checkpoints) Due(seq int64) bool {
+	if c == nil || c.Signer == nil {
+		return false
+	}
+	every := c.Every
+	if every <= 0 {
+		every = DefaultCheckpointEvery
+	}
+	return seq%every == 0
+}
+
+// AuditSource returns the audit log as tx reads it, for audit.Verify and
+// audit.Export: the events f selects (its AfterSeq and Limit are ignored),
+// every checkpoint, and the head.
+func AuditSource(tx Tx, f AuditFilter) audit.Source { return auditSource{tx, f} }
+
+type auditSource struct {
+	tx Tx
+	f  AuditFilter
+}
+
+func (s auditSource) Events(ctx context.Context, after int64, limit int) ([]audit.Event, error) {
+	f := s.f
+	f.AfterSeq, f.Limit = after, limit
+	return s.tx.AuditEvents(ctx, f)
+}
+
+func (s auditSource) Checkpoints(ctx context.Context) ([]audit.Checkpoint, error) {
+	return s.tx.AuditCheckpoints(ctx, 0, 0)
+}
+
+func (s auditSource) Head(ctx context.Context) (audit.Head, error) { return s.tx.AuditHead(ctx) }
 
 // Replica is one Ferry server process sharing the store.
 type Replica struct {

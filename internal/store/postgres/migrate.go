@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-dev/ferry/internal/audit"
+	"github.com/ferry-dev/ferry/internal/store"
 )
 
 // migrationFS holds the schema migrations, one file per version, named
@@ -55,6 +58,54 @@ func migrations() ([]migration, error) {
 	return out, nil
 }
 
+// goSteps are the parts of migrations written in Go, by version: each runs
+// right after the SQL of its version, in the same transaction.
+var goSteps = map[int]func(ctx context.Context, t *tx) error{
+	5: sealAuditEvents,
+}
+
+// sealPage is how many events sealAuditEvents reads at a time.
+const sealPage = 1000
+
+// sealAuditEvents chains the audit events stored before the log became a
+// hash chain, in seq order from the genesis, each keeping its seq; moves the
+// head to the last; and then has the database check that every event is
+// chained.
+func sealAuditEvents(ctx context.Context, t *tx) error {
+	head := audit.Genesis()
+	for {
+		events, err := t.AuditEvents(ctx, store.AuditFilter{AfterSeq: head.Seq, Limit: sealPage})
+		if err != nil {
+			return fmt.Errorf("seal audit events: %w", err)
+		}
+		var batch pgx.Batch
+		for i := range events {
+			e := &events[i]
+			e.PrevHash = head.Hash
+			if e.Hash, err = audit.ComputeHash(e); err != nil {
+				return fmt.Errorf("seal audit event %d: %w", e.Seq, err)
+			}
+			batch.Queue(`UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE seq = $3`, e.PrevHash, e.Hash, e.Seq)
+			head = audit.Head{Seq: e.Seq, Hash: e.Hash}
+		}
+		if len(events) > 0 {
+			if err := t.tx.SendBatch(ctx, &batch).Close(); err != nil {
+				return fmt.Errorf("seal audit events up to %d: %w", head.Seq, err)
+			}
+		}
+		if len(events) < sealPage {
+			break
+		}
+	}
+	if _, err := t.exec(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, head.Hash); err != nil {
+		return fmt.Errorf("seal audit events: move head: %w", err)
+	}
+	if _, err := t.exec(ctx, `ALTER TABLE audit_events VALIDATE CONSTRAINT audit_events_chained`); err != nil {
+		return fmt.Errorf("seal audit events: %w", err)
+	}
+	return nil
+}
+
 // Migrate applies, in one transaction, the migrations the database lacks,
 // recording each in the schema_migrations table. It is idempotent, and
 // refuses a database migrated by a newer Ferry. Replicas that start together
@@ -91,12 +142,17 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate: database schema version %d is newer than this binary's %d: use a newer Ferry", current, latest)
 		}
 		for _, m := range ms {
-			if m.version <= current {
+			if m.version <= current || s.upTo > 0 && m.version > s.upTo {
 				continue
 			}
 			// The simple protocol runs a file of several statements at once.
 			if _, err := t.Exec(ctx, m.sql, pgx.QueryExecModeSimpleProtocol); err != nil {
 				return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+			}
+			if step := goSteps[m.version]; step != nil {
+				if err := step(ctx, &tx{tx: t, now: s.now}); err != nil {
+					return fmt.Errorf("migrate: apply %s: %w", m.name, err)
+				}
 			}
 			if _, err := t.Exec(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`,
 				m.version, m.name, encTime(s.now())); err != nil {

@@ -14,11 +14,14 @@
 //     stored version moved on.
 //   - Unique keys are checked by the database: a duplicate is
 //     store.ErrConflict, and leaves the transaction usable.
-//   - Audit events get gapless sequence numbers in commit order from a
-//     one-row counter. To keep the time a transaction holds that counter
-//     short, AppendAudit validates an event at once but writes it, and sets
-//     its Seq, just before the transaction commits (or when the same
-//     transaction next reads the audit log).
+//   - Audit events get gapless sequence numbers in commit order, and are
+//     chained, from a one-row head (seq and hash of the last event) that the
+//     appending transaction locks until it ends: two replicas never chain
+//     onto the same event. To keep the time a transaction holds that row
+//     short, AppendAudit validates an event at once but links and writes
+//     it, and sets its Seq and hashes, just before the transaction commits
+//     (or when the same transaction next reads the audit log), in one round
+//     trip: the statement that locks the head computes the hash.
 //
 // Reads that are not protected by one of these see the latest committed data
 // at each statement; two Update transactions that read and then write the
@@ -76,12 +79,27 @@ type Store struct {
 	// pids holds the server process IDs of the pool's connections, so that
 	// Listen can skip the messages this store sent.
 	pids sync.Map // uint32 → struct{}
+	// upTo, when above 0, is the last migration Migrate applies (for tests
+	// of upgrades).
+	upTo int
+	// checkpoints configures the checkpoints appends sign.
+	checkpoints store.Checkpoints
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithCheckpoints makes the store sign checkpoints of the audit chain as it
+// appends events (see store.Checkpoints). By default it signs none. Replicas
+// sharing a database should sign with the same key.
+func WithCheckpoints(c store.Checkpoints) Option {
+	return func(s *Store) { s.checkpoints = c }
 }
 
 // Open connects to the PostgreSQL database named by dsn (a URL or a
 // keyword/value string, as pgx parses them; pool_max_conns and the other
 // pgxpool settings apply) and applies the migrations it lacks.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -90,6 +108,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "ferry"
 	}
 	s := &Store{now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		s.pids.Store(c.PgConn().PID(), struct{}{})
 		return nil
@@ -139,7 +160,7 @@ func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 // run runs fn in a transaction with opts, retrying on transient failures.
 func (s *Store) run(ctx context.Context, opts pgx.TxOptions, readOnly bool, fn func(store.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		t := &tx{now: s.now, readOnly: readOnly}
+		t := &tx{now: s.now, readOnly: readOnly, checkpoints: &s.checkpoints}
 		err := s.attempt(ctx, opts, t, fn)
 		if err == nil || attempt == maxAttempts || !(transient(err) || transient(t.failed)) {
 			return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ type tx struct {
 	tx       pgx.Tx
 	now      func() time.Time
 	readOnly bool
+	// checkpoints configures the checkpoints appends sign.
+	checkpoints *store.Checkpoints
 	// pending holds the audit events appended and not yet written.
 	pending []pendingEvent
 	// undos restore, in reverse order, the fields of the caller's values
@@ -36,7 +39,8 @@ type tx struct {
 }
 
 // pendingEvent is an appended audit event: a copy of it as it was when
-// appended, and the caller's event, whose Seq is set once it is written.
+// appended, and the caller's event, whose Seq, PrevHash and Hash are set
+// once it is written.
 type pendingEvent struct {
 	e   audit.Event
 	dst *audit.Event
@@ -949,47 +953,136 @@ func (t *tx) AppendAudit(ctx context.Context, e *audit.Event) error {
 	return nil
 }
 
-// flushAudit writes the pending audit events, numbering them from the
-// audit_head counter, whose row stays locked until the transaction ends:
-// the events of concurrent transactions are numbered in commit order, and a
-// rolled-back transaction leaves no gap. The events go in one round trip.
+// appendEvent is the statement that appends one audit event: it takes the
+// event's seq from the audit_head row, whose lock the transaction then holds
+// until it ends, and computes its hash there from the head's hash, as
+// audit.Parts.Hash does (the parts come from Ferry, which checks the result).
+const appendEvent = `WITH head AS (
+	UPDATE audit_head SET seq = seq + 1, prev_hash = hash,
+		hash = encode(sha256(convert_to(hash, 'UTF8') || $1::bytea || convert_to(hash, 'UTF8') || $2::bytea
+			|| convert_to((seq + 1)::text, 'UTF8') || $3::bytea), 'hex')
+	WHERE id = 1 RETURNING seq, prev_hash, hash)
+INSERT INTO audit_events (seq, time, actor, action, subject, promotion_id, reason, details, prev_hash, hash)
+SELECT head.seq, $4, $5, $6, $7, $8, $9, $10, head.prev_hash, head.hash FROM head
+RETURNING seq, prev_hash, hash`
+
+// flushAudit writes the pending audit events in one round trip, each linked
+// to the chain's head by appendEvent: the events of concurrent transactions
+// are numbered and chained in commit order, and a rolled-back transaction
+// leaves no gap. Ferry checks each hash the database computed against its
+// own; then it stores the checkpoints due, in another round trip (once
+// every Checkpoints.Every events).
 func (t *tx) flushAudit(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
+	parts := make([]audit.Parts, len(t.pending))
 	var batch pgx.Batch
-	for _, p := range t.pending {
-		e := &p.e
+	for i := range t.pending {
+		e := &t.pending[i].e
+		var err error
+		if parts[i], err = audit.CanonicalParts(e); err != nil {
+			return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, err)
+		}
 		var details *string
 		if len(e.Details) > 0 {
 			s := string(e.Details)
 			details = &s
 		}
-		batch.Queue(`WITH head AS (UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq)
-			INSERT INTO audit_events (seq, time, actor, action, subject, promotion_id, reason, details, prev_hash, hash)
-			SELECT head.seq, $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM head
-			RETURNING seq`,
-			encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details, e.PrevHash, e.Hash)
+		batch.Queue(appendEvent, parts[i].A, parts[i].B, parts[i].C,
+			encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details)
 	}
 	res := t.tx.SendBatch(ctx, &batch)
-	seqs := make([]int64, len(t.pending))
-	for i, p := range t.pending {
-		if err := res.QueryRow().Scan(&seqs[i]); err != nil {
+	for i := range t.pending {
+		e := &t.pending[i].e
+		if err := res.QueryRow().Scan(&e.Seq, &e.PrevHash, &e.Hash); err != nil {
 			res.Close()
-			return fmt.Errorf("append audit event %s on %s: %w", p.e.Action, p.e.Subject, t.note(err))
+			return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, t.note(err))
+		}
+		if want := parts[i].Hash(e.Seq, e.PrevHash); e.Hash != want {
+			res.Close()
+			return fmt.Errorf("append audit event %s on %s: the database computed hash %s for seq %d, Ferry %s",
+				e.Action, e.Subject, e.Hash, e.Seq, want)
 		}
 	}
 	if err := res.Close(); err != nil {
 		return fmt.Errorf("append audit events: %w", t.note(err))
 	}
-	for i, p := range t.pending {
-		old := p.dst.Seq
+	for _, p := range t.pending {
+		if !t.checkpoints.Due(p.e.Seq) {
+			continue
+		}
+		c := t.checkpoints.Signer.Sign(audit.Head{Seq: p.e.Seq, Hash: p.e.Hash}, t.now())
+		if err := t.PutAuditCheckpoint(ctx, &c); err != nil {
+			return fmt.Errorf("append audit events: %w", err)
+		}
+	}
+	for _, p := range t.pending {
 		dst := p.dst
-		t.onRetry(func() { dst.Seq = old })
-		dst.Seq = seqs[i]
+		old := *dst
+		t.onRetry(func() { dst.Seq, dst.PrevHash, dst.Hash = old.Seq, old.PrevHash, old.Hash })
+		dst.Seq, dst.PrevHash, dst.Hash = p.e.Seq, p.e.PrevHash, p.e.Hash
 	}
 	t.pending = nil
 	return nil
+}
+
+// AuditHead first writes the events this transaction appended.
+func (t *tx) AuditHead(ctx context.Context) (audit.Head, error) {
+	if err := t.flushAudit(ctx); err != nil {
+		return audit.Head{}, fmt.Errorf("read audit head: %w", err)
+	}
+	var h audit.Head
+	if err := t.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash); err != nil {
+		return audit.Head{}, fmt.Errorf("read audit head: %w", err)
+	}
+	return h, nil
+}
+
+// PutAuditCheckpoint checks for an existing checkpoint of the seq in its
+// statement, so that refusing it does not abort the transaction.
+func (t *tx) PutAuditCheckpoint(ctx context.Context, c *audit.Checkpoint) error {
+	if err := t.writable("put audit checkpoint"); err != nil {
+		return err
+	}
+	tag, err := t.exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO NOTHING`,
+		c.Seq, c.Hash, encTime(c.Time), c.KeyID, c.Signature)
+	switch {
+	case err == nil && tag.RowsAffected() == 0:
+		return fmt.Errorf("put audit checkpoint of seq %d: one exists: %w", c.Seq, store.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("put audit checkpoint of seq %d: %w", c.Seq, err)
+	}
+	return nil
+}
+
+func scanCheckpoint(sc scanner) (*audit.Checkpoint, error) {
+	var (
+		c  audit.Checkpoint
+		at string
+	)
+	if err := sc.Scan(&c.Seq, &c.Hash, &at, &c.KeyID, &c.Signature); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.Time, err = decTime(at); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (t *tx) AuditCheckpoints(ctx context.Context, from, to int64) ([]audit.Checkpoint, error) {
+	if to <= 0 {
+		to = math.MaxInt64
+	}
+	rows, err := t.query(ctx, `SELECT seq, hash, time, key_id, signature FROM audit_checkpoints
+		WHERE seq >= $1 AND seq <= $2 ORDER BY seq`, from, to)
+	out, err := collect(t, rows, err, scanCheckpoint)
+	if err != nil {
+		return nil, fmt.Errorf("list audit checkpoints: %w", err)
+	}
+	return out, nil
 }
 
 func scanEvent(sc scanner) (*audit.Event, error) {
@@ -1024,6 +1117,9 @@ func (t *tx) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Even
 	c.eq("action", f.Action)
 	if !f.Since.IsZero() {
 		c.add("time >= ?", encTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		c.add("time < ?", encTime(f.Until))
 	}
 	if f.AfterSeq > 0 {
 		c.add("seq > ?", f.AfterSeq)

@@ -53,6 +53,20 @@ type Store struct {
 	now func() time.Time
 	// ws and rs cache prepared statements of w and r.
 	ws, rs *stmtCache
+	// upTo, when above 0, is the last migration Migrate applies (for tests
+	// of upgrades).
+	upTo int
+	// checkpoints configures the checkpoints AppendAudit signs.
+	checkpoints store.Checkpoints
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithCheckpoints makes the store sign checkpoints of the audit chain as it
+// appends events (see store.Checkpoints). By default it signs none.
+func WithCheckpoints(c store.Checkpoints) Option {
+	return func(s *Store) { s.checkpoints = c }
 }
 
 // stmtCache holds the statements prepared on one *sql.DB, by query text.
@@ -120,7 +134,7 @@ func (c *stmtCache) close() {
 // Open opens the SQLite database at path, creating the file if needed, and
 // applies the migrations it lacks. path must name a file: an in-memory
 // database cannot be shared by the write connection and the read pool.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
 		return nil, fmt.Errorf("open sqlite store: path %q must be a file path", path)
 	}
@@ -134,6 +148,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 
 	s := &Store{path: path, w: w, ws: newStmtCache(w), now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.checkJournalMode(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -206,7 +223,7 @@ func (s *Store) checkJournalMode(ctx context.Context) error {
 // panics; the panic then continues). fn's error is returned as is.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return s.update(ctx, func(t *sql.Tx) error {
-		return fn(&tx{tx: t, stmts: s.ws, now: s.now})
+		return fn(&tx{tx: t, stmts: s.ws, now: s.now, checkpoints: &s.checkpoints})
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -22,6 +23,10 @@ type tx struct {
 	stmts    *stmtCache
 	now      func() time.Time
 	readOnly bool
+	// checkpoints configures the checkpoints AppendAudit signs.
+	checkpoints *store.Checkpoints
+	// head is the audit chain's head once read or moved in this transaction.
+	head *audit.Head
 }
 
 // stmt returns query prepared on t's connection, from the cache of its
@@ -884,6 +889,9 @@ func (t *tx) StepLogs(ctx context.Context, promotionID string) ([]store.LogChunk
 
 // ---- audit ----
 
+// AppendAudit links e to the chain's head, which this transaction holds
+// since Update transactions run one at a time, inserts it, and moves the head
+// to it.
 func (t *tx) AppendAudit(ctx context.Context, e *audit.Event) error {
 	if err := t.writable("append audit event"); err != nil {
 		return err
@@ -891,19 +899,93 @@ func (t *tx) AppendAudit(ctx context.Context, e *audit.Event) error {
 	if err := e.Validate(); err != nil {
 		return fmt.Errorf("append audit event: %w", err)
 	}
+	head, err := t.AuditHead(ctx)
+	if err != nil {
+		return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, err)
+	}
+	next, err := audit.Link(head, e)
+	if err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
 	var details any
 	if len(e.Details) > 0 {
 		details = string(e.Details)
 	}
-	var seq int64
-	err := t.queryRow(ctx, `INSERT INTO audit_events (time, actor, action, subject, promotion_id,
-		reason, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-		encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details, e.PrevHash, e.Hash).Scan(&seq)
-	if err != nil {
+	if _, err := t.exec(ctx, `INSERT INTO audit_events (seq, time, actor, action, subject, promotion_id,
+		reason, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, encTime(e.Time), e.Actor, e.Action, e.Subject, e.PromotionID, e.Reason, details, e.PrevHash, e.Hash); err != nil {
 		return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, err)
 	}
-	e.Seq = seq
+	if _, err := t.exec(ctx, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, next.Seq, next.Hash); err != nil {
+		return fmt.Errorf("append audit event %s on %s: move head: %w", e.Action, e.Subject, err)
+	}
+	t.head = &next
+	if t.checkpoints.Due(next.Seq) {
+		c := t.checkpoints.Signer.Sign(next, t.now())
+		if err := t.PutAuditCheckpoint(ctx, &c); err != nil {
+			return fmt.Errorf("append audit event %s on %s: %w", e.Action, e.Subject, err)
+		}
+	}
 	return nil
+}
+
+func (t *tx) AuditHead(ctx context.Context) (audit.Head, error) {
+	if t.head != nil {
+		return *t.head, nil
+	}
+	var h audit.Head
+	if err := t.queryRow(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash); err != nil {
+		return audit.Head{}, fmt.Errorf("read audit head: %w", err)
+	}
+	if !t.readOnly {
+		t.head = &h
+	}
+	return h, nil
+}
+
+func (t *tx) PutAuditCheckpoint(ctx context.Context, c *audit.Checkpoint) error {
+	if err := t.writable("put audit checkpoint"); err != nil {
+		return err
+	}
+	_, err := t.exec(ctx, `INSERT INTO audit_checkpoints (seq, hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?)`,
+		c.Seq, c.Hash, encTime(c.Time), c.KeyID, c.Signature)
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("put audit checkpoint of seq %d: one exists: %w", c.Seq, store.ErrConflict)
+	case err != nil:
+		return fmt.Errorf("put audit checkpoint of seq %d: %w", c.Seq, err)
+	}
+	return nil
+}
+
+func (t *tx) AuditCheckpoints(ctx context.Context, from, to int64) ([]audit.Checkpoint, error) {
+	if to <= 0 {
+		to = math.MaxInt64
+	}
+	rows, err := t.query(ctx, `SELECT seq, hash, time, key_id, signature FROM audit_checkpoints
+		WHERE seq >= ? AND seq <= ? ORDER BY seq`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("list audit checkpoints: %w", err)
+	}
+	defer rows.Close()
+	out := []audit.Checkpoint{}
+	for rows.Next() {
+		var (
+			c  audit.Checkpoint
+			at string
+		)
+		if err := rows.Scan(&c.Seq, &c.Hash, &at, &c.KeyID, &c.Signature); err != nil {
+			return nil, fmt.Errorf("list audit checkpoints: %w", err)
+		}
+		if c.Time, err = decTime(at); err != nil {
+			return nil, fmt.Errorf("list audit checkpoints: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit checkpoints: %w", err)
+	}
+	return out, nil
 }
 
 func (t *tx) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Event, error) {
@@ -926,6 +1008,10 @@ func (t *tx) AuditEvents(ctx context.Context, f store.AuditFilter) ([]audit.Even
 	if !f.Since.IsZero() {
 		where = append(where, "time >= ?")
 		args = append(args, encTime(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, encTime(f.Until))
 	}
 	if f.AfterSeq > 0 {
 		where = append(where, "seq > ?")

@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +56,8 @@ func testAuditInvalid(t *testing.T, s store.Store) {
 		{Time: at(0), Actor: "alice", Action: "a"},
 		{Actor: "alice", Action: "a", Subject: "s"},
 		{Time: at(0), Actor: "alice", Action: "a", Subject: "s", Details: []byte("{not json")},
+		{Time: at(0), Actor: "alice", Action: "a", Subject: "s", Details: []byte(`{"k":1,"k":2}`)},
+		{Time: at(0), Actor: "alice", Action: "promotion.break-glass", Subject: "s"},
 	}
 	for _, e := range invalid {
 		ctx := t.Context()
@@ -133,6 +137,8 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		{"page", store.AuditFilter{AfterSeq: 2, Limit: 2}, []int64{3, 4}},
 		{"combined", store.AuditFilter{PromotionID: "p1", Actor: "system", Action: "promotion.transition", AfterSeq: 1, Limit: 1}, []int64{2}},
 		{"since and promotion", store.AuditFilter{PromotionID: "p1", Since: at(time.Second)}, []int64{2, 7}},
+		{"until, exclusive", store.AuditFilter{Until: at(3 * time.Second)}, []int64{1, 2, 3, 6}},
+		{"since and until", store.AuditFilter{Since: at(time.Second), Until: at(3 * time.Second)}, []int64{2, 3}},
 		{"nothing", store.AuditFilter{Actor: "carol"}, []int64{}},
 	}
 	view(t, s, func(ctx context.Context, tx store.Tx) error {
@@ -151,3 +157,184 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		return nil
 	})
 }
+
+// verifyAudit checks the whole stored chain and fails the test when it is
+// broken; it returns the report.
+func verifyAudit(t *testing.T, s store.Store) audit.Report {
+	t.Helper()
+	var rep audit.Report
+	view(t, s, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), nil)
+		return err
+	})
+	if !rep.OK {
+		t.Fatalf("audit chain: %s", rep.Summary())
+	}
+	return rep
+}
+
+func testAuditChain(t *testing.T, s store.Store) {
+	rep := verifyAudit(t, s)
+	if rep.Events != 0 || rep.Head != audit.Genesis() {
+		t.Errorf("empty log: %+v", rep)
+	}
+	var head audit.Head
+	view(t, s, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		head, err = tx.AuditHead(ctx)
+		return err
+	})
+	equal(t, "head of an empty log", head, audit.Genesis())
+
+	first := newEvent("alice", "promotion.create", "p1", at(0))
+	second := newEvent("system", "promotion.transition", "p1", at(time.Second))
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.AppendAudit(ctx, first); err != nil {
+			return err
+		}
+		if err := tx.AppendAudit(ctx, second); err != nil {
+			return err
+		}
+		// The head moves with each append, inside the transaction.
+		h, err := tx.AuditHead(ctx)
+		if err != nil {
+			return err
+		}
+		equal(t, "head inside the appending transaction", h, audit.Head{Seq: 2, Hash: second.Hash})
+		return nil
+	})
+	if first.PrevHash != audit.GenesisHash || second.PrevHash != first.Hash || len(second.Hash) != 64 {
+		t.Errorf("links: first %s → %s, second %s → %s", first.PrevHash, first.Hash, second.PrevHash, second.Hash)
+	}
+	// What the store hashed is what it gives back.
+	for _, e := range allAudit(t, s) {
+		h, err := audit.ComputeHash(&e)
+		if err != nil || h != e.Hash {
+			t.Errorf("stored event %d: hash %s, recomputed %s (%v)", e.Seq, e.Hash, h, err)
+		}
+	}
+	// A rolled-back transaction leaves the head where it was.
+	errRollback := errors.New("roll back")
+	updateFails(t, s, "rolled-back append", errRollback, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.AppendAudit(ctx, newEvent("mallory", "a", "", at(0))); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	third := newEvent("bob", "promotion.abort", "p1", at(2*time.Second))
+	update(t, s, func(ctx context.Context, tx store.Tx) error { return tx.AppendAudit(ctx, third) })
+	if third.Seq != 3 || third.PrevHash != second.Hash {
+		t.Errorf("after a rollback: seq %d chained to %s, want 3 chained to %s", third.Seq, third.PrevHash, second.Hash)
+	}
+	rep = verifyAudit(t, s)
+	if rep.Events != 3 || rep.Head != (audit.Head{Seq: 3, Hash: third.Hash}) {
+		t.Errorf("report: %+v", rep)
+	}
+}
+
+// testAuditChainConcurrent appends from many transactions at once, which
+// PostgreSQL runs concurrently: every event must chain onto the one committed
+// before it.
+func testAuditChainConcurrent(t *testing.T, s store.Store) {
+	const workers, rounds = 8, 25
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				err := s.Update(ctx, func(tx store.Tx) error {
+					for j := range 1 + i%3 {
+						e := newEvent(fmt.Sprintf("worker-%d", w), "append", "", at(time.Duration(i)))
+						e.Details = audit.Details(map[string]int{"round": i, "n": j})
+						if err := tx.AppendAudit(ctx, e); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("worker %d: round %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rep := verifyAudit(t, s)
+	want := int64(0)
+	for i := range rounds {
+		want += int64(workers * (1 + i%3))
+	}
+	if rep.Events != want || rep.Last != want {
+		t.Errorf("%d events up to seq %d, want %d", rep.Events, rep.Last, want)
+	}
+}
+
+func testAuditCheckpoints(t *testing.T, s store.Store) {
+	signer, err := audit.GenerateSigner()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			return tx.AppendAudit(ctx, newEvent("alice", "a", "", at(time.Duration(i)*time.Second)))
+		})
+	}
+	var cps []audit.Checkpoint
+	for _, seq := range []int64{2, 4} {
+		update(t, s, func(ctx context.Context, tx store.Tx) error {
+			events, err := tx.AuditEvents(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+			if err != nil {
+				return err
+			}
+			c := signer.Sign(audit.Head{Seq: seq, Hash: events[0].Hash}, at(time.Minute))
+			cps = append(cps, c)
+			return tx.PutAuditCheckpoint(ctx, &c)
+		})
+	}
+	updateFails(t, s, "a second checkpoint of seq 4", store.ErrConflict, func(ctx context.Context, tx store.Tx) error {
+		c := signer.Sign(audit.Head{Seq: 4, Hash: "x"}, at(time.Hour))
+		return tx.PutAuditCheckpoint(ctx, &c)
+	})
+	view(t, s, func(ctx context.Context, tx store.Tx) error {
+		got, err := tx.AuditCheckpoints(ctx, 0, 0)
+		if err != nil {
+			return err
+		}
+		want := []audit.Checkpoint{cps[0], cps[1]}
+		for i := range want {
+			want[i].Time = utc(want[i].Time)
+		}
+		equal(t, "checkpoints", got, want)
+		got, err = tx.AuditCheckpoints(ctx, 3, 4)
+		if err != nil {
+			return err
+		}
+		equal(t, "checkpoints of seqs 3 to 4", got, want[1:])
+		got, err = tx.AuditCheckpoints(ctx, 5, 0)
+		if err != nil {
+			return err
+		}
+		equal(t, "checkpoints from seq 5", got, []audit.Checkpoint{})
+		return nil
+	})
+	var rep audit.Report
+	view(t, s, func(ctx context.Context, tx store.Tx) error {
+		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), []audit.PublicKey{signer.PublicKey()})
+		return err
+	})
+	if !rep.OK || rep.Checkpoints != 2 || rep.Signed.Seq != 4 || rep.Unsigned != 1 {
+		t.Errorf("report with checkpoints: %s", rep.Summary())
+	}
+	viewFails(t, s, "a checkpoint in a View", errReadOnlyAny, func(ctx context.Context, tx store.Tx) error {
+		c := signer.Sign(audit.Head{Seq: 5}, at(0))
+		if err := tx.PutAuditCheckpoint(ctx, &c); err != nil {
+			return errReadOnlyAny
+		}
+		return nil
+	})
+}
+
+// errReadOnlyAny stands for the error of a write in a View.
+var errReadOnlyAny = errors.New("refused in a View")

@@ -230,8 +230,6 @@ func newEvent(actor, action, promotionID string, t time.Time) *audit.Event {
 		PromotionID: promotionID,
 		Reason:      "because " + actor + " said so",
 		Details:     []byte(`{"to": "deploying",  "from":"gating", "n": [1, 2.50]}`),
-		PrevHash:    "prev-" + action,
-		Hash:        "hash-" + action,
 	}
 }
 

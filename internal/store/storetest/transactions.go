@@ -298,6 +298,8 @@ func testConcurrentLocked(t *testing.T, s store.Store) {
 			t.Fatalf("audit event %d: details %s, want %s", e.Seq, e.Details, want)
 		}
 	}
+	// And each chains onto the one committed before it.
+	verifyAudit(t, s)
 }
 
 func testBenchCommitAndPing(t *testing.T, s store.Store) {
