@@ -5,11 +5,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strconv"
-	"strings"
 )
 
 // GenesisHash is the PrevHash of the first event: 64 zeros.
-var GenesisHash = strings.Repeat("0", 64)
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
 // Head is the end of the chain: the Seq and Hash of the last event, or 0 and
 // GenesisHash when the log is empty.
