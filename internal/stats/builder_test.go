@@ -90,6 +90,8 @@ func (b *builder) step(phase promotion.Phase, index, attempt int, state promotio
 func (b *builder) decide(user string, d promotion.Decision, at time.Time) *builder {
 	b.r.Approvals = append(b.r.Approvals, promotion.Approval{PromotionID: b.r.Promotion.ID, User: user, Decision: d, At: at})
 	b.event(at, user, "promotion."+string(d), map[string]any{"release": b.r.Promotion.ReleaseVersion})
+	// A decision carries the person's comment; a rejection must.
+	b.r.Events[len(b.r.Events)-1].Reason = "decided by " + user
 	return b
 }
 
