@@ -171,9 +171,6 @@ type oncallData struct {
 	Now       time.Time
 }
 
-// watchingState is the state of a promotion whose watch window is open.
-const watchingState = promotion.State("watching")
-
 // recentLimit is how many recent failures and rollbacks the on-call view lists.
 const recentLimit = 15
 
@@ -196,7 +193,7 @@ func (d *Dashboard) oncall(w http.ResponseWriter, r *http.Request, v *visitor) e
 	}
 	for _, p := range visible(active) {
 		switch p.State {
-		case watchingState:
+		case promotion.Watching:
 			data.Watching = append(data.Watching, p)
 		case promotion.Queued, promotion.Gating, promotion.AwaitingApproval, promotion.Paused:
 			var waiting []promotion.GateEvaluation

@@ -719,3 +719,50 @@ func TestExecutiveAndOnCallPages(t *testing.T) {
 		t.Fatalf("on call: %d\n%s", code, page)
 	}
 }
+
+func TestOnCallListsOpenWatchWindows(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	if _, err := b.eng.Apply(ctx, "admin", "svc.yaml", []byte(`name: svc
+environments:
+  - name: live
+    steps: [{name: deploy, exec: {run: 'true'}}]
+    watch: {for: 1h, checks: [{name: up, exec: {run: 'true'}}]}
+`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.eng.CreateRelease(ctx, "ci", release.Release{Pipeline: "svc", Version: "1.0.0",
+		Artifacts: []release.Artifact{{Name: "app", URI: "r/app", Digest: "sha256:" + strings.Repeat("c", 64)}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.eng.Promote(ctx, "admin", engine.PromoteRequest{Pipeline: "svc", Release: "1.0.0", Environment: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := b.eng.Promotion(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == promotion.Watching {
+			break
+		}
+		if got.State.Terminal() || time.Now().After(deadline) {
+			t.Fatalf("promotion is %s (%s), want watching", got.State, got.Message)
+		}
+	}
+	br := b.browser(t)
+	br.signIn(b.token(t, "vera", auth.RoleViewer, "*"))
+	code, page, _ := br.get("/oncall")
+	i := strings.Index(page, "Watch windows open")
+	if code != http.StatusOK || i < 0 {
+		t.Fatalf("on call: %d\n%s", code, page)
+	}
+	section := page[i:]
+	if end := strings.Index(section, "<h2"); end > 0 {
+		section = section[:end]
+	}
+	if !strings.Contains(section, `<span class="count">1</span>`) || !strings.Contains(section, p.ID) {
+		t.Fatalf("the open watch window is not listed:\n%s", section)
+	}
+}
