@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -60,6 +61,7 @@ func seconds(s *float64) *time.Duration {
 	if s == nil {
 		return nil
 	}
-	d := time.Duration(*s * float64(time.Second))
+	// Round, not truncate: the figure was a whole number of nanoseconds.
+	d := time.Duration(math.Round(*s * float64(time.Second)))
 	return &d
 }
