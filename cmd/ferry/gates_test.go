@@ -462,3 +462,34 @@ func TestGateCommandUsageErrorsExitWith2(t *testing.T) {
 		})
 	}
 }
+
+func TestPromotionShowPrintsWatchAlertsAndWatchMeasurements(t *testing.T) {
+	p := awaitingPromotion()
+	p.State = promotion.Watching
+	p.Watch = &view.Watch{For: "30m0s", StartedAt: t1, Until: t1.Add(30 * time.Minute), Open: true}
+	p.Alerts = []view.Alert{{Key: "k1", GroupKey: `{}:{alertname="Slow"}`, Summary: "1 firing: Slow", At: t1}}
+	at := t1.Format(time.RFC3339)
+	logs := []view.LogChunk{{Phase: promotion.PhaseWatch, Step: "watch", Attempt: 1, Text: "watching 2 checks until x\n" +
+		`[error-rate] measurement {"at":"` + at + `","value":0.004,"verdict":"successful"}` + "\n" +
+		"[health] ok\n"}}
+	startStub(t, map[string]stubResponse{"GET /api/v1/promotions/p1": {body: p}, "GET /api/v1/promotions/p1/logs": {body: logs}})
+	code, stdout, stderr := runCLI(t, "", "promotion", "show", "p1")
+	if code != 0 {
+		t.Fatalf("exit code = %d; stderr: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"Watch:        open, 2025-01-31T09:30:00Z to 2025-01-31T10:00:00Z (30m0s)\n",
+		"\nAlerts:\n",
+		"1 firing: Slow",
+		"\nMeasurements:\n",
+		"watch/error-rate",
+		"0.004",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("promotion show lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "watch/watch") {
+		t.Errorf("a watch measurement is named after the watch item, not its check:\n%s", stdout)
+	}
+}
