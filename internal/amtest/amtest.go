@@ -5,7 +5,7 @@
 //	am.Fire(t, map[string]string{"alertname": "HighErrorRate", ...})
 //
 // The alertmanager binary is looked up in PATH as alertmanager or
-// prometheus-alertmanager (Debian's name), then in /usr/bin. When it is
+// prometheus-alertmanager (Debian's name), then in /usr/bin (package testproc). When it is
 // missing a test is skipped, or fails when the environment variable CI is
 // true, naming the Debian package that provides it.
 package amtest
@@ -19,13 +19,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testproc"
 )
 
 // Package is the Debian package that provides Alertmanager.
@@ -34,7 +34,6 @@ const Package = "prometheus-alertmanager"
 const (
 	startTimeout = 60 * time.Second
 	stopTimeout  = 10 * time.Second
-	pollEvery    = 50 * time.Millisecond
 )
 
 // Config is where a server delivers and how it groups.
@@ -55,9 +54,7 @@ type Config struct {
 type Server struct {
 	dir  string
 	port int
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	proc *testproc.Process
 }
 
 // Start starts a server for tb and stops it when tb ends. It returns once
@@ -65,12 +62,10 @@ type Server struct {
 // not installed.
 func Start(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
-	bin, err := findBin()
+	// Debian installs Alertmanager as prometheus-alertmanager.
+	bin, err := testproc.Find(Package, "alertmanager", "prometheus-alertmanager")
 	if err != nil {
-		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-			tb.Fatalf("amtest: %v (CI is set, so this fails instead of skipping)", err)
-		}
-		tb.Skipf("amtest: %v", err)
+		testproc.Unavailable(tb, "amtest", err)
 	}
 	s, err := start(bin, cfg)
 	if err != nil {
@@ -82,20 +77,6 @@ func Start(tb testing.TB, cfg Config) *Server {
 		}
 	})
 	return s
-}
-
-func findBin() (string, error) {
-	for _, name := range []string{"alertmanager", "prometheus-alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-		p := "/usr/bin/" + name
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("Alertmanager is not installed: neither alertmanager nor prometheus-alertmanager is in PATH or /usr/bin; "+
-		"install the Debian package %s (apt-get install %s)", Package, Package)
 }
 
 // configFile returns the Alertmanager configuration for cfg, as JSON (which is YAML).
@@ -147,101 +128,44 @@ func start(bin string, cfg Config) (_ *Server, err error) {
 	}
 	for try := 1; ; try++ {
 		s := &Server{dir: dir}
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testproc.FreePort(); err != nil {
 			return nil, fmt.Errorf("start alertmanager: %w", err)
 		}
 		err = s.start(bin, config)
 		if err == nil {
 			return s, nil
 		}
-		if !strings.Contains(err.Error(), "address already in use") || try == 3 {
+		if !errors.Is(err, testproc.ErrAddrInUse) || try == 3 {
 			return nil, err
 		}
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (s *Server) logPath() string { return filepath.Join(s.dir, "alertmanager.log") }
 
 func (s *Server) start(bin, config string) error {
-	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
+	if err := os.Remove(s.logPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("start alertmanager: %w", err)
 	}
-	defer logFile.Close()
-	cmd := exec.Command(bin,
-		"--config.file="+config,
-		"--storage.path="+filepath.Join(s.dir, "data"),
-		"--web.listen-address="+s.host(),
+	proc, err := testproc.Start(bin, []string{
+		"--config.file=" + config,
+		"--storage.path=" + filepath.Join(s.dir, "data"),
+		"--web.listen-address=" + s.host(),
 		"--cluster.listen-address=", // no gossip: a single server
 		"--log.level=warn",
-	)
-	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start alertmanager: %w", err)
+	}, s.dir, s.logPath())
+	if err != nil {
+		return err
 	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	deadline := time.Now().Add(startTimeout)
-	for {
-		resp, err := http.Get(s.URL() + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-s.done:
-			return fmt.Errorf("start alertmanager: server exited (%v); its log:\n%s", s.err, s.Log())
-		case <-time.After(pollEvery):
-		}
-		if time.Now().After(deadline) {
-			_ = s.cmd.Process.Kill()
-			<-s.done
-			return fmt.Errorf("start alertmanager: not ready after %v; its log:\n%s", startTimeout, s.Log())
-		}
-	}
+	s.proc = proc
+	return proc.WaitReady(startTimeout, testproc.HTTPReady(s.URL()+"/-/ready"))
 }
 
 // Log returns the end of the server's log.
-func (s *Server) Log() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return err.Error()
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
+func (s *Server) Log() string { return s.proc.Log() }
 
 func (s *Server) close() error {
-	var err error
-	if serr := s.cmd.Process.Signal(syscall.SIGTERM); serr != nil && !errors.Is(serr, os.ErrProcessDone) {
-		err = fmt.Errorf("stop alertmanager: %w", serr)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(stopTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		err = errors.Join(err, fmt.Errorf("stop alertmanager: still running %v after SIGTERM; killed", stopTimeout))
-	}
-	return errors.Join(err, os.RemoveAll(s.dir))
+	return errors.Join(s.proc.Stop(stopTimeout), os.RemoveAll(s.dir))
 }
 
 func (s *Server) host() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }

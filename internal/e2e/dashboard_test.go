@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/testproc"
 	"github.com/ferry-dev/ferry/internal/view"
 )
 
@@ -297,16 +297,11 @@ func TestDashboardInBrowser(t *testing.T) {
 // chromiumPath finds Chromium; CI fails without it, a developer's run skips.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	p, err := testproc.Find("chromium", "chromium", "chromium-browser", "google-chrome")
+	if err != nil {
+		testproc.Unavailable(t, "browser", err)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (Debian package chromium); .ci/run installs it")
-	}
-	t.Skip("chromium is not installed: apt-get install chromium")
-	return ""
+	return p
 }
 
 // screenshotDir returns where the screenshots go.

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -333,10 +334,10 @@ func (w *Worker) post(ctx context.Context, batch []store.Notification) error {
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
-	for _, k := range sortedKeys(ep.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(ep.Headers)) {
 		req.Header.Set(k, ep.Headers[k])
 	}
-	for _, k := range sortedKeys(ep.SecretHeaders) {
+	for _, k := range slices.Sorted(maps.Keys(ep.SecretHeaders)) {
 		v, ok := w.cfg.LookupEnv(ep.SecretHeaders[k])
 		if !ok {
 			return fmt.Errorf("secret header %s: variable %s is not set in the server's environment", k, ep.SecretHeaders[k])
@@ -375,13 +376,4 @@ func retryAfter(v string, now time.Time) time.Duration {
 		return t.Sub(now)
 	}
 	return 0
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ferry-dev/ferry/internal/testproc"
 )
 
 // Package is the Debian package that provides the server binaries.
@@ -86,7 +88,7 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	s, err := start()
 	if err != nil {
-		unavailable(tb, err)
+		testproc.Unavailable(tb, "pgtest", err)
 	}
 	tb.Cleanup(func() {
 		if err := s.close(); err != nil {
@@ -98,20 +100,7 @@ func Start(tb testing.TB) *Server {
 
 // errNotInstalled marks a machine without the server binaries, or without
 // the user to run them as.
-var errNotInstalled = errors.New("PostgreSQL is not installed")
-
-// unavailable skips tb, or fails it under CI or when err is not about a
-// missing installation.
-func unavailable(tb testing.TB, err error) {
-	tb.Helper()
-	if !errors.Is(err, errNotInstalled) {
-		tb.Fatalf("pgtest: %v", err)
-	}
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		tb.Fatalf("pgtest: %v (CI is set, so this fails instead of skipping)", err)
-	}
-	tb.Skipf("pgtest: %v", err)
-}
+var errNotInstalled = fmt.Errorf("PostgreSQL is %w", testproc.ErrNotInstalled)
 
 // start initializes a data directory and starts a server on it.
 func start() (_ *Server, err error) {
@@ -151,7 +140,7 @@ func start() (_ *Server, err error) {
 	// Another process may take the free port before the server binds it:
 	// then the server exits, and another port is tried.
 	for try := 1; ; try++ {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testproc.FreePort(); err != nil {
 			return nil, fmt.Errorf("start postgres: %w", err)
 		}
 		err = s.start()
@@ -230,16 +219,6 @@ func credential() (*syscall.Credential, error) {
 		return nil, fmt.Errorf("user %s: gid %q: %w", User, u.Gid, err)
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-}
-
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.dir, "data") }
@@ -466,7 +445,7 @@ func Shared(tb testing.TB) *Server {
 		shared.srv, shared.err = start()
 	}
 	if shared.err != nil {
-		unavailable(tb, shared.err)
+		testproc.Unavailable(tb, "pgtest", shared.err)
 	}
 	return shared.srv
 }

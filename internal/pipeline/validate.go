@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"regexp"
@@ -195,7 +196,7 @@ func (v *validator) notifications(p string, list []Notification, seen, pipeline 
 		if n.Format != "" && n.Format != FormatJSON && n.Format != FormatSlack {
 			v.add(q+".format", "unknown format %q: use %s or %s", n.Format, FormatJSON, FormatSlack)
 		}
-		for _, k := range sortedKeys(n.Headers) {
+		for _, k := range slices.Sorted(maps.Keys(n.Headers)) {
 			r := q + ".headers" + fieldKey(k)
 			switch {
 			case !v.notificationHeader(r, k):
@@ -203,7 +204,7 @@ func (v *validator) notifications(p string, list []Notification, seen, pipeline 
 				v.add(r, "header value must not contain CR, LF or NUL")
 			}
 		}
-		for _, k := range sortedKeys(n.SecretHeaders) {
+		for _, k := range slices.Sorted(maps.Keys(n.SecretHeaders)) {
 			r := q + ".secretHeaders" + fieldKey(k)
 			if !v.notificationHeader(r, k) {
 				continue
@@ -230,16 +231,6 @@ func (v *validator) notificationHeader(path, name string) bool {
 		return false
 	}
 	return true
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // name checks a pipeline, environment or step name and reports whether it is valid.

@@ -28,13 +28,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferry-dev/ferry/internal/testproc"
 )
 
 // Package is the Debian package that provides the prometheus binary.
@@ -49,7 +48,7 @@ const (
 	// stopTimeout bounds how long a server may take to exit after SIGTERM
 	// before it is killed.
 	stopTimeout = 10 * time.Second
-	// pollEvery is how often readiness and Await ask the server again.
+	// pollEvery is how often Await asks the server again.
 	pollEvery = 50 * time.Millisecond
 )
 
@@ -68,9 +67,7 @@ type Config struct {
 type Server struct {
 	dir  string // temporary directory: prometheus.yml, data/, the log
 	port int
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
-	err  error         // cmd.Wait's result, set before done is closed
+	proc *testproc.Process
 }
 
 // Start starts a new server for tb, scraping cfg's targets, and stops it,
@@ -80,7 +77,7 @@ func Start(tb testing.TB, cfg Config) *Server {
 	tb.Helper()
 	s, err := start(cfg)
 	if err != nil {
-		unavailable(tb, err)
+		testproc.Unavailable(tb, "promtest", err)
 	}
 	tb.Cleanup(func() {
 		if err := s.close(); err != nil {
@@ -90,38 +87,9 @@ func Start(tb testing.TB, cfg Config) *Server {
 	return s
 }
 
-// errNotInstalled marks a machine without the prometheus binary.
-var errNotInstalled = errors.New("Prometheus is not installed")
-
-// unavailable skips tb, or fails it under CI or when err is not about a
-// missing installation.
-func unavailable(tb testing.TB, err error) {
-	tb.Helper()
-	if !errors.Is(err, errNotInstalled) {
-		tb.Fatalf("promtest: %v", err)
-	}
-	if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci {
-		tb.Fatalf("promtest: %v (CI is set, so this fails instead of skipping)", err)
-	}
-	tb.Skipf("promtest: %v", err)
-}
-
-// findBin returns the path of the prometheus binary.
-func findBin() (string, error) {
-	if p, err := exec.LookPath("prometheus"); err == nil {
-		return p, nil
-	}
-	const debian = "/usr/bin/prometheus"
-	if fi, err := os.Stat(debian); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-		return debian, nil
-	}
-	return "", fmt.Errorf("%w: prometheus is in neither PATH nor /usr/bin; install the Debian package %s (apt-get install %s)",
-		errNotInstalled, Package, Package)
-}
-
 // start writes the configuration and starts a server on it.
 func start(cfg Config) (_ *Server, err error) {
-	bin, err := findBin()
+	bin, err := testproc.Find(Package, "prometheus")
 	if err != nil {
 		return nil, err
 	}
@@ -142,22 +110,19 @@ func start(cfg Config) (_ *Server, err error) {
 	// then the server exits, and another port is tried.
 	for try := 1; ; try++ {
 		s := &Server{dir: dir}
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testproc.FreePort(); err != nil {
 			return nil, fmt.Errorf("start prometheus: %w", err)
 		}
 		err = s.start(bin, config)
 		switch {
 		case err == nil:
 			return s, nil
-		case !errors.Is(err, errAddrInUse) || try == 3:
+		case !errors.Is(err, testproc.ErrAddrInUse) || try == 3:
 			return nil, err
 		}
 		os.Remove(s.logPath())
 	}
 }
-
-// errAddrInUse marks a server that exited because its port was taken.
-var errAddrInUse = errors.New("address already in use")
 
 // configFile returns the YAML configuration for cfg. JSON is YAML, so the
 // configuration is written with encoding/json.
@@ -191,115 +156,29 @@ func configFile(cfg Config) []byte {
 	return b
 }
 
-// freePort returns a TCP port of 127.0.0.1 that nothing listens on now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (s *Server) logPath() string { return filepath.Join(s.dir, "prometheus.log") }
 
 // start runs the server program and waits until it is ready.
 func (s *Server) start(bin, config string) error {
-	logFile, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("start prometheus: %w", err)
-	}
-	defer logFile.Close() // the server has its own descriptor
-	cmd := exec.Command(bin,
-		"--config.file="+config,
-		"--storage.tsdb.path="+filepath.Join(s.dir, "data"),
-		"--web.listen-address="+s.host(),
+	proc, err := testproc.Start(bin, []string{
+		"--config.file=" + config,
+		"--storage.tsdb.path=" + filepath.Join(s.dir, "data"),
+		"--web.listen-address=" + s.host(),
 		"--log.level=warn",
-	)
-	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// If the test binary dies without stopping the server, the server stops
-	// rather than outliving it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start prometheus: %w", err)
-	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	for {
-		err := s.ready(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.done:
-			log := s.logTail()
-			if strings.Contains(log, "address already in use") {
-				err = errAddrInUse
-			}
-			return fmt.Errorf("start prometheus: server exited (%v, %w); its log:\n%s", s.err, err, log)
-		case <-ctx.Done():
-			s.kill()
-			return fmt.Errorf("start prometheus: not ready after %v (%v); its log:\n%s", startTimeout, err, s.logTail())
-		case <-time.After(pollEvery):
-		}
-	}
-}
-
-// ready asks the server whether it is ready to serve queries.
-func (s *Server) ready(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/-/ready", nil)
+	}, s.dir, s.logPath())
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/-/ready: status %d", resp.StatusCode)
-	}
-	return nil
+	s.proc = proc
+	return proc.WaitReady(startTimeout, testproc.HTTPReady(s.URL()+"/-/ready"))
 }
 
 // logTail returns the end of the server's log.
-func (s *Server) logTail() string {
-	b, err := os.ReadFile(s.logPath())
-	if err != nil {
-		return err.Error()
-	}
-	const max = 4000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return string(b)
-}
-
-// kill ends the server without letting it shut down, and waits for it.
-func (s *Server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.done
-}
+func (s *Server) logTail() string { return s.proc.Log() }
 
 // close stops the server and removes its directory.
 func (s *Server) close() error {
-	var err error
-	if serr := s.cmd.Process.Signal(syscall.SIGTERM); serr != nil && !errors.Is(serr, os.ErrProcessDone) {
-		err = fmt.Errorf("stop prometheus: %w", serr)
-	}
-	select {
-	case <-s.done:
-	case <-time.After(stopTimeout):
-		s.kill()
-		err = errors.Join(err, fmt.Errorf("stop prometheus: still running %v after SIGTERM; killed", stopTimeout))
-	}
+	err := s.proc.Stop(stopTimeout)
 	if rerr := os.RemoveAll(s.dir); rerr != nil {
 		err = errors.Join(err, fmt.Errorf("remove %s: %w", s.dir, rerr))
 	}

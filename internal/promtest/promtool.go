@@ -10,30 +10,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// findPromtool returns the path of the promtool binary, which the Debian
-// package prometheus installs beside the server.
-func findPromtool() (string, error) {
-	if p, err := exec.LookPath("promtool"); err == nil {
-		return p, nil
-	}
-	const debian = "/usr/bin/promtool"
-	if fi, err := os.Stat(debian); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-		return debian, nil
-	}
-	return "", fmt.Errorf("%w: promtool is in neither PATH nor /usr/bin; install the Debian package %s (apt-get install %s)",
-		errNotInstalled, Package, Package)
-}
+	"github.com/ferry-dev/ferry/internal/testproc"
+)
 
 // promtool runs promtool with args and stdin, and returns its combined
 // output and whether it exited 0. It skips tb (fails it under CI) when
 // promtool is not installed.
 func promtool(tb testing.TB, stdin []byte, args ...string) (string, bool) {
 	tb.Helper()
-	bin, err := findPromtool()
+	// The Debian package prometheus installs promtool beside the server.
+	bin, err := testproc.Find(Package, "promtool")
 	if err != nil {
-		unavailable(tb, err)
+		testproc.Unavailable(tb, "promtest", err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin = bytes.NewReader(stdin)
