@@ -10,22 +10,8 @@ import (
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/postgres"
+	"github.com/ferry-dev/ferry/internal/store/storetest"
 )
-
-// verify checks the whole chain of s with keys.
-func verify(t *testing.T, s store.Store, keys []audit.PublicKey) audit.Report {
-	t.Helper()
-	var rep audit.Report
-	err := s.View(t.Context(), func(tx store.Tx) error {
-		var err error
-		rep, err = audit.Verify(t.Context(), store.AuditSource(tx, store.AuditFilter{}), keys)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
-}
 
 // An upgrade chains the events an older Ferry stored, and from then on the
 // database refuses events without hashes, as an older replica still running
@@ -51,7 +37,7 @@ func TestUpgradeChainsExistingEvents(t *testing.T) {
 		}
 	}
 	s := open(t, dsn)
-	rep := verify(t, s, nil)
+	rep := storetest.AuditReport(t, s, nil)
 	if !rep.OK || rep.Events != 3 || rep.Last != 3 {
 		t.Fatalf("upgraded log: %s", rep.Summary())
 	}
@@ -60,7 +46,7 @@ func TestUpgradeChainsExistingEvents(t *testing.T) {
 	if e.Seq != 4 || e.PrevHash != rep.Head.Hash {
 		t.Errorf("first append after the upgrade: seq %d chained to %s, want 4 chained to %s", e.Seq, e.PrevHash, rep.Head.Hash)
 	}
-	if rep := verify(t, s, nil); !rep.OK || rep.Events != 4 {
+	if rep := storetest.AuditReport(t, s, nil); !rep.OK || rep.Events != 4 {
 		t.Errorf("after an append: %s", rep.Summary())
 	}
 	_, err = old.Pool().Exec(t.Context(), legacyAppend, "2025-01-02T00:00:00.000000000Z", "old-replica", nil, "")
@@ -116,7 +102,7 @@ func TestAuditChainAcrossReplicas(t *testing.T) {
 	}
 	wg.Wait()
 	const total = replicas * workers * (rounds/2*1 + rounds/2*2)
-	rep := verify(t, stores[0], []audit.PublicKey{signer.PublicKey()})
+	rep := storetest.AuditReport(t, stores[0], []audit.PublicKey{signer.PublicKey()})
 	if !rep.OK || rep.Events != total || rep.Checkpoints != total/every {
 		t.Fatalf("after concurrent appends: %s (%d events, %d checkpoints; want %d, %d)", rep.Summary(), rep.Events, rep.Checkpoints, total, total/every)
 	}

@@ -9,22 +9,8 @@ import (
 	"github.com/ferry-dev/ferry/internal/audit"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/store/sqlite"
+	"github.com/ferry-dev/ferry/internal/store/storetest"
 )
-
-// verify checks the whole chain of s with keys.
-func verify(t *testing.T, s store.Store, keys []audit.PublicKey) audit.Report {
-	t.Helper()
-	var rep audit.Report
-	err := s.View(t.Context(), func(tx store.Tx) error {
-		var err error
-		rep, err = audit.Verify(t.Context(), store.AuditSource(tx, store.AuditFilter{}), keys)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rep
-}
 
 // An upgrade chains the events an older Ferry stored, so that the upgraded
 // store verifies, and appends carry on from them.
@@ -53,7 +39,7 @@ func TestUpgradeChainsExistingEvents(t *testing.T) {
 	}
 
 	s := open(t, path)
-	rep := verify(t, s, nil)
+	rep := storetest.AuditReport(t, s, nil)
 	if !rep.OK || rep.Events != 3 || rep.Last != 3 {
 		t.Fatalf("upgraded log: %s", rep.Summary())
 	}
@@ -66,7 +52,7 @@ func TestUpgradeChainsExistingEvents(t *testing.T) {
 	if e.Seq != 4 || e.PrevHash != events[2].Hash {
 		t.Errorf("first append after the upgrade: seq %d chained to %s, want 4 chained to %s", e.Seq, e.PrevHash, events[2].Hash)
 	}
-	if rep := verify(t, s, nil); !rep.OK || rep.Events != 4 {
+	if rep := storetest.AuditReport(t, s, nil); !rep.OK || rep.Events != 4 {
 		t.Errorf("after an append: %s", rep.Summary())
 	}
 	// Sealed events are append-only again.
@@ -123,7 +109,7 @@ func TestCheckpointsEveryN(t *testing.T) {
 	if len(cps) != 2 || cps[0].Seq != 3 || cps[0].Hash != events[2].Hash || cps[1].Seq != 6 || cps[1].Hash != events[5].Hash {
 		t.Fatalf("checkpoints %+v, want seqs 3 and 6 with their events' hashes", cps)
 	}
-	rep := verify(t, s, []audit.PublicKey{signer.PublicKey()})
+	rep := storetest.AuditReport(t, s, []audit.PublicKey{signer.PublicKey()})
 	if !rep.OK || rep.Checkpoints != 2 || rep.Signed.Seq != 6 || rep.Unsigned != 1 {
 		t.Errorf("report: %s", rep.Summary())
 	}

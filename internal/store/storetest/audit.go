@@ -158,16 +158,25 @@ func testAuditFilters(t *testing.T, s store.Store) {
 	})
 }
 
-// verifyAudit checks the whole stored chain and fails the test when it is
-// broken; it returns the report.
-func verifyAudit(t *testing.T, s store.Store) audit.Report {
+// AuditReport verifies the whole audit chain stored in s, checking the
+// checkpoints' signatures with keys, and returns the report. It fails t
+// when the store cannot be read.
+func AuditReport(t *testing.T, s store.Store, keys []audit.PublicKey) audit.Report {
 	t.Helper()
 	var rep audit.Report
 	view(t, s, func(ctx context.Context, tx store.Tx) error {
 		var err error
-		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), nil)
+		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), keys)
 		return err
 	})
+	return rep
+}
+
+// verifyAudit checks the whole stored chain and fails the test when it is
+// broken; it returns the report.
+func verifyAudit(t *testing.T, s store.Store) audit.Report {
+	t.Helper()
+	rep := AuditReport(t, s, nil)
 	if !rep.OK {
 		t.Fatalf("audit chain: %s", rep.Summary())
 	}
@@ -319,11 +328,7 @@ func testAuditCheckpoints(t *testing.T, s store.Store) {
 		equal(t, "checkpoints from seq 5", got, []audit.Checkpoint{})
 		return nil
 	})
-	var rep audit.Report
-	view(t, s, func(ctx context.Context, tx store.Tx) error {
-		rep, err = audit.Verify(ctx, store.AuditSource(tx, store.AuditFilter{}), []audit.PublicKey{signer.PublicKey()})
-		return err
-	})
+	rep := AuditReport(t, s, []audit.PublicKey{signer.PublicKey()})
 	if !rep.OK || rep.Checkpoints != 2 || rep.Signed.Seq != 4 || rep.Unsigned != 1 {
 		t.Errorf("report with checkpoints: %s", rep.Summary())
 	}
