@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -258,25 +257,12 @@ func readStats(t *testing.T, s *server, args ...string) stats.Report {
 	return rep
 }
 
-// checkFigures compares figures field by field and names each difference.
+// checkFigures reports each figure of got that differs from want.
 func checkFigures(t *testing.T, what string, got, want stats.Figures) {
 	t.Helper()
-	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
-	for i := range g.NumField() {
-		if gv, wv := g.Field(i).Interface(), w.Field(i).Interface(); !reflect.DeepEqual(gv, wv) {
-			t.Errorf("%s: %s = %s, want %s", what, g.Type().Field(i).Name, figure(gv), figure(wv))
-		}
+	for _, d := range got.Diff(want) {
+		t.Errorf("%s: %s", what, d)
 	}
-}
-
-func figure(v any) string {
-	if p, ok := v.(*float64); ok {
-		if p == nil {
-			return "null"
-		}
-		return fmt.Sprint(*p)
-	}
-	return fmt.Sprint(v)
 }
 
 func ptr[T any](v T) *T { return &v }

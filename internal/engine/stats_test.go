@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -227,24 +226,12 @@ func testStatsFromStore(t *testing.T, kind string) {
 	}
 }
 
+// checkStats reports each figure of got that differs from want.
 func checkStats(t *testing.T, what string, got, want stats.Figures) {
 	t.Helper()
-	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
-	for i := range g.NumField() {
-		if gv, wv := g.Field(i).Interface(), w.Field(i).Interface(); !reflect.DeepEqual(gv, wv) {
-			t.Errorf("%s: %s = %s, want %s", what, g.Type().Field(i).Name, showFigure(gv), showFigure(wv))
-		}
+	for _, d := range got.Diff(want) {
+		t.Errorf("%s: %s", what, d)
 	}
-}
-
-func showFigure(v any) string {
-	if p, ok := v.(*float64); ok {
-		if p == nil {
-			return "null"
-		}
-		return fmt.Sprint(*p)
-	}
-	return fmt.Sprint(v)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -9,8 +9,10 @@
 package stats
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -383,4 +385,23 @@ func seconds(d *time.Duration) *float64 {
 	}
 	s := d.Seconds()
 	return &s
+}
+
+// Diff names each figure of f that differs from want, by its JSON name, as
+// "successRate = 0.5, want 0.75" (null for a figure without data): what a
+// test comparing reports reports.
+func (f Figures) Diff(want Figures) []string {
+	show := func(v any) string {
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	var out []string
+	g, w := reflect.ValueOf(f), reflect.ValueOf(want)
+	for i := range g.NumField() {
+		gv, wv := g.Field(i).Interface(), w.Field(i).Interface()
+		if !reflect.DeepEqual(gv, wv) {
+			out = append(out, fmt.Sprintf("%s = %s, want %s", g.Type().Field(i).Tag.Get("json"), show(gv), show(wv)))
+		}
+	}
+	return out
 }

@@ -14,22 +14,12 @@ import (
 	"github.com/ferry-dev/ferry/internal/release"
 )
 
-// checkFigures compares figures field by field and names each difference.
+// checkFigures reports each figure of got that differs from want.
 func checkFigures(t *testing.T, what string, got, want Figures) {
 	t.Helper()
-	g, w := reflect.ValueOf(got), reflect.ValueOf(want)
-	for i := range g.NumField() {
-		name := g.Type().Field(i).Tag.Get("json")
-		gv, wv := g.Field(i).Interface(), w.Field(i).Interface()
-		if !reflect.DeepEqual(gv, wv) {
-			t.Errorf("%s: %s = %s, want %s", what, name, show(gv), show(wv))
-		}
+	for _, d := range got.Diff(want) {
+		t.Errorf("%s: %s", what, d)
 	}
-}
-
-func show(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 func compute(t *testing.T, records []Record, q Query) *Report {
@@ -419,5 +409,23 @@ func TestQueryErrors(t *testing.T) {
 		if !errors.Is(err, ErrInvalidQuery) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Compute(%+v) = %v, want ErrInvalidQuery containing %q", tt.q, err, tt.want)
 		}
+	}
+}
+
+func show(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestDiffNamesEachDifferingFigure(t *testing.T) {
+	a := Figures{Promotions: 4, SuccessRate: frac(3, 4)}
+	if d := a.Diff(a); len(d) != 0 {
+		t.Fatalf("equal figures differ: %v", d)
+	}
+	b := a
+	b.Promotions, b.SuccessRate = 5, nil
+	want := []string{"promotions = 4, want 5", "successRate = 0.75, want null"}
+	if d := a.Diff(b); !reflect.DeepEqual(d, want) {
+		t.Fatalf("Diff = %q, want %q", d, want)
 	}
 }
