@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"errors"
-	"math"
 	"time"
 
 	"github.com/ferry-dev/ferry/internal/engine"
@@ -25,43 +24,11 @@ var _ StatsSource = EngineStats{}
 
 const day = 24 * time.Hour
 
-// Stats returns a pipeline's figures over [q.Since, q.Until), with one
-// bucket a day.
-func (s EngineStats) Stats(ctx context.Context, q StatsQuery) (StatsReport, error) {
+// Stats returns a pipeline's figures over [q.Since, q.Until), with a
+// series of one bucket a day.
+func (s EngineStats) Stats(ctx context.Context, q StatsQuery) (*stats.Report, error) {
 	if !q.Until.After(q.Since) {
-		return StatsReport{}, errors.New("stats: the period must end after it starts")
+		return nil, errors.New("stats: the period must end after it starts")
 	}
-	rep, err := s.Engine.Stats(ctx, engine.StatsRequest{Pipeline: q.Pipeline, Window: q.Until.Sub(q.Since), Until: q.Until, Bucket: day})
-	if err != nil {
-		return StatsReport{}, err
-	}
-	out := StatsReport{Pipeline: q.Pipeline, Production: rep.Production, Total: figures(rep.Figures)}
-	for _, b := range rep.Series {
-		out.Days = append(out.Days, StatsDay{Day: b.From, StatsFigures: figures(b.Figures)})
-	}
-	return out, nil
-}
-
-// figures converts the figures the executive view charts.
-func figures(f stats.Figures) StatsFigures {
-	return StatsFigures{
-		Promotions:          f.Promotions,
-		SuccessRate:         f.SuccessRate,
-		MeanTimeToPromote:   seconds(f.MeanTimeToPromoteSeconds),
-		RollbackRate:        f.RollbackRate,
-		ApprovalLatency:     seconds(f.ApprovalLatencySeconds),
-		DeploymentFrequency: f.DeploymentFrequencyPerDay,
-		LeadTime:            seconds(f.LeadTimeForChangesSeconds),
-		ChangeFailureRate:   f.ChangeFailureRate,
-		TimeToRestore:       seconds(f.TimeToRestoreSeconds),
-	}
-}
-
-func seconds(s *float64) *time.Duration {
-	if s == nil {
-		return nil
-	}
-	// Round, not truncate: the figure was a whole number of nanoseconds.
-	d := time.Duration(math.Round(*s * float64(time.Second)))
-	return &d
+	return s.Engine.Stats(ctx, engine.StatsRequest{Pipeline: q.Pipeline, Window: q.Until.Sub(q.Since), Until: q.Until, Bucket: day})
 }

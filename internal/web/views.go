@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/ferry-dev/ferry/internal/auth"
 	"github.com/ferry-dev/ferry/internal/gate/window"
 	"github.com/ferry-dev/ferry/internal/promotion"
+	"github.com/ferry-dev/ferry/internal/stats"
 	"github.com/ferry-dev/ferry/internal/store"
 	"github.com/ferry-dev/ferry/internal/view"
 )
@@ -31,7 +33,7 @@ type executiveData struct {
 	Pipeline  string
 	Days      int
 	Ranges    []int
-	Report    StatsReport
+	Report    *stats.Report
 	Figures   []figureChart
 	DORA      []figureChart
 }
@@ -80,23 +82,24 @@ func (d *Dashboard) executive(w http.ResponseWriter, r *http.Request, v *visitor
 }
 
 // figureCharts draws the report's figures, one chart each.
-func figureCharts(rep StatsReport) (figures, dora []figureChart) {
-	dayList := make([]time.Time, len(rep.Days))
-	for i, d := range rep.Days {
-		dayList[i] = d.Day
+func figureCharts(rep *stats.Report) (figures, dora []figureChart) {
+	dayList := make([]time.Time, len(rep.Series))
+	for i, b := range rep.Series {
+		dayList[i] = b.From
 	}
-	rate := func(get func(StatsFigures) *float64) []*float64 {
-		out := make([]*float64, len(rep.Days))
-		for i, d := range rep.Days {
-			out[i] = get(d.StatsFigures)
+	rate := func(get func(stats.Figures) *float64) []*float64 {
+		out := make([]*float64, len(rep.Series))
+		for i, b := range rep.Series {
+			out[i] = get(b.Figures)
 		}
 		return out
 	}
-	hours := func(get func(StatsFigures) *time.Duration) []*float64 {
-		out := make([]*float64, len(rep.Days))
-		for i, d := range rep.Days {
-			if v := get(d.StatsFigures); v != nil {
-				m := v.Minutes()
+	// minutes charts a figure in seconds in minutes.
+	minutes := func(get func(stats.Figures) *float64) []*float64 {
+		out := make([]*float64, len(rep.Series))
+		for i, b := range rep.Series {
+			if v := get(b.Figures); v != nil {
+				m := *v / 60
 				out[i] = &m
 			}
 		}
@@ -111,36 +114,37 @@ func figureCharts(rep StatsReport) (figures, dora []figureChart) {
 		}
 		return pct(*f)
 	}
-	durTotal := func(v *time.Duration) string {
-		if v == nil {
+	durTotal := func(seconds *float64) string {
+		if seconds == nil {
 			return "no data"
 		}
-		return formatDuration(*v)
+		return formatDuration(time.Duration(math.Round(*seconds * float64(time.Second))))
 	}
-	t := rep.Total
+	t := rep.Figures
+	// The descriptions say what docs/stats.md defines.
 	figures = []figureChart{
-		{"Promotion success rate", "share of ended promotions that succeeded", pctTotal(t.SuccessRate),
-			dailyChart("fig-success", "Promotion success rate per day", dayList, rate(func(f StatsFigures) *float64 { return f.SuccessRate }), true, pct)},
-		{"Mean time to promote", "from request to success", durTotal(t.MeanTimeToPromote),
-			dailyChart("fig-mttp", "Mean time to promote per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.MeanTimeToPromote }), false, mins)},
-		{"Rollback rate", "share of ended promotions rolled back", pctTotal(t.RollbackRate),
-			dailyChart("fig-rollback", "Rollback rate per day", dayList, rate(func(f StatsFigures) *float64 { return f.RollbackRate }), true, pct)},
-		{"Approval latency", "from waiting for approval to the first approval", durTotal(t.ApprovalLatency),
-			dailyChart("fig-approval", "Approval latency per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.ApprovalLatency }), false, mins)},
+		{"Promotion success rate", "share of attempts (promotions that deployed) that succeeded", pctTotal(t.SuccessRate),
+			dailyChart("fig-success", "Promotion success rate per day", dayList, rate(func(f stats.Figures) *float64 { return f.SuccessRate }), true, pct)},
+		{"Mean time to promote", "from release creation to success in production", durTotal(t.MeanTimeToPromoteSeconds),
+			dailyChart("fig-mttp", "Mean time to promote per day", dayList, minutes(func(f stats.Figures) *float64 { return f.MeanTimeToPromoteSeconds }), false, mins)},
+		{"Rollback rate", "share of attempts rolled back, automatically or by a person", pctTotal(t.RollbackRate),
+			dailyChart("fig-rollback", "Rollback rate per day", dayList, rate(func(f stats.Figures) *float64 { return f.RollbackRate }), true, pct)},
+		{"Approval latency", "mean time spent waiting for approvals", durTotal(t.ApprovalLatencySeconds),
+			dailyChart("fig-approval", "Approval latency per day", dayList, minutes(func(f stats.Figures) *float64 { return f.ApprovalLatencySeconds }), false, mins)},
 	}
 	freq := "no data"
-	if t.DeploymentFrequency != nil {
-		freq = perDay(*t.DeploymentFrequency)
+	if t.DeploymentFrequencyPerDay != nil {
+		freq = perDay(*t.DeploymentFrequencyPerDay)
 	}
 	dora = []figureChart{
 		{"Deployment frequency", "successful production deployments per day", freq,
-			dailyChart("dora-freq", "Deployment frequency per day", dayList, rate(func(f StatsFigures) *float64 { return f.DeploymentFrequency }), false, perDay)},
-		{"Lead time for changes", "from release creation to production", durTotal(t.LeadTime),
-			dailyChart("dora-lead", "Lead time for changes per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.LeadTime }), false, mins)},
-		{"Change failure rate", "share of production deployments that failed or were rolled back", pctTotal(t.ChangeFailureRate),
-			dailyChart("dora-cfr", "Change failure rate per day", dayList, rate(func(f StatsFigures) *float64 { return f.ChangeFailureRate }), true, pct)},
-		{"Time to restore", "from a failed production deployment to a good release running again", durTotal(t.TimeToRestore),
-			dailyChart("dora-mttr", "Time to restore per day", dayList, hours(func(f StatsFigures) *time.Duration { return f.TimeToRestore }), false, mins)},
+			dailyChart("dora-freq", "Deployment frequency per day", dayList, rate(func(f stats.Figures) *float64 { return f.DeploymentFrequencyPerDay }), false, perDay)},
+		{"Lead time for changes", "median from the release's commit to production", durTotal(t.LeadTimeForChangesSeconds),
+			dailyChart("dora-lead", "Lead time for changes per day", dayList, minutes(func(f stats.Figures) *float64 { return f.LeadTimeForChangesSeconds }), false, mins)},
+		{"Change failure rate", "share of production deployments that failed, were rolled back or drew an alert", pctTotal(t.ChangeFailureRate),
+			dailyChart("dora-cfr", "Change failure rate per day", dayList, rate(func(f stats.Figures) *float64 { return f.ChangeFailureRate }), true, pct)},
+		{"Time to restore", "median from detecting a failed production deployment to a good release running again", durTotal(t.TimeToRestoreSeconds),
+			dailyChart("dora-mttr", "Time to restore per day", dayList, minutes(func(f stats.Figures) *float64 { return f.TimeToRestoreSeconds }), false, mins)},
 	}
 	return figures, dora
 }

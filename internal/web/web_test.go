@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -608,10 +609,10 @@ func TestEngineStatsFromPromotions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Production) != 1 || rep.Production[0] != "shop/prod" || len(rep.Days) != 7 {
-		t.Fatalf("production %v, %d days", rep.Production, len(rep.Days))
+	if len(rep.Production) != 1 || rep.Production[0] != "shop/prod" || len(rep.Series) != 7 {
+		t.Fatalf("production %v, %d days", rep.Production, len(rep.Series))
 	}
-	tot := rep.Total
+	tot := rep.Figures
 	// Ended: dev 1.0.0, prod 1.0.0, dev 2.0.0-bad (rolled back), dev
 	// 3.1.0, prod 3.1.0 (rejected). Rates count attempts (docs/stats.md): a
 	// rejected promotion deployed nothing, so four attempts, three succeeded.
@@ -630,23 +631,23 @@ func TestEngineStatsFromPromotions(t *testing.T) {
 		return left.Sub(transitionAt(t, p, promotion.AwaitingApproval))
 	}
 	wantLatency := (waited(prod) + waited(b.wait(t, rejected.ID))) / 2
-	if tot.ApprovalLatency == nil || *tot.ApprovalLatency != wantLatency {
-		t.Fatalf("approval latency %v, want %v", tot.ApprovalLatency, wantLatency)
+	if !nearly(tot.ApprovalLatencySeconds, wantLatency) {
+		t.Fatalf("approval latency %v s, want %v", tot.ApprovalLatencySeconds, wantLatency)
 	}
 	// The only production deployment succeeded; a rejection deployed nothing.
-	if *tot.ChangeFailureRate != 0 || *tot.DeploymentFrequency != 1.0/7 || tot.TimeToRestore != nil {
-		t.Fatalf("CFR %v, frequency %v, restore %v", *tot.ChangeFailureRate, *tot.DeploymentFrequency, tot.TimeToRestore)
+	if *tot.ChangeFailureRate != 0 || *tot.DeploymentFrequencyPerDay != 1.0/7 || tot.TimeToRestoreSeconds != nil {
+		t.Fatalf("CFR %v, frequency %v, restore %v", *tot.ChangeFailureRate, *tot.DeploymentFrequencyPerDay, tot.TimeToRestoreSeconds)
 	}
 	// Lead time runs from the release's commit time, which these releases lack.
-	if tot.LeadTime != nil {
-		t.Fatalf("lead time %v without commit times, want none", *tot.LeadTime)
+	if tot.LeadTimeForChangesSeconds != nil {
+		t.Fatalf("lead time %v s without commit times, want none", *tot.LeadTimeForChangesSeconds)
 	}
-	today := rep.Days[len(rep.Days)-1]
-	if !today.Day.Equal(now.Truncate(24*time.Hour)) || today.Promotions != 5 || *today.DeploymentFrequency != 1 {
+	today := rep.Series[len(rep.Series)-1]
+	if !today.From.Equal(now.Truncate(24*time.Hour)) || today.Promotions != 5 || *today.DeploymentFrequencyPerDay != 1 {
 		t.Fatalf("today = %+v", today)
 	}
-	if rep.Days[0].Promotions != 0 || rep.Days[0].SuccessRate != nil || rep.Days[0].DeploymentFrequency != nil {
-		t.Fatalf("a day without promotions = %+v", rep.Days[0])
+	if rep.Series[0].Promotions != 0 || rep.Series[0].SuccessRate != nil || rep.Series[0].DeploymentFrequencyPerDay != nil {
+		t.Fatalf("a day without promotions = %+v", rep.Series[0])
 	}
 	if _, err := (web.EngineStats{Engine: b.eng}).Stats(ctx, web.StatsQuery{Pipeline: "shop", Since: until, Until: since}); err == nil {
 		t.Fatal("a period that ends before it starts was accepted")
@@ -690,9 +691,14 @@ environments:
 		t.Fatal(err)
 	}
 	want := bad.FinishedAt.Sub(transitionAt(t, bad, promotion.RollingBack))
-	if got := rep.Total.TimeToRestore; got == nil || *got != want || *rep.Total.ChangeFailureRate != 0.5 {
-		t.Fatalf("time to restore %v (want %v), CFR %v", got, want, *rep.Total.ChangeFailureRate)
+	if got := rep.TimeToRestoreSeconds; !nearly(got, want) || *rep.ChangeFailureRate != 0.5 {
+		t.Fatalf("time to restore %v s (want %v), CFR %v", got, want, *rep.ChangeFailureRate)
 	}
+}
+
+// nearly reports whether a figure in seconds is d, to the microsecond.
+func nearly(seconds *float64, d time.Duration) bool {
+	return seconds != nil && math.Abs(*seconds-d.Seconds()) < 1e-6
 }
 
 func TestExecutiveAndOnCallPages(t *testing.T) {
